@@ -1,0 +1,1 @@
+"""Course tooling: exercise verdicts and checks, the exercise-notebook generator, the executor."""

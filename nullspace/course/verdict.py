@@ -1,0 +1,63 @@
+"""Exercise checks that print a clear verdict instead of a traceback.
+
+A check is written as a function that raises ``AssertionError`` with a helpful message when the
+learner's code is wrong. :func:`exercise_check` turns it into a callable that returns a
+:class:`Verdict`: it shows as one line in a notebook and is truthy only when the check passed.
+"""
+
+from __future__ import annotations
+
+import functools
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["Verdict", "exercise_check"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one exercise check."""
+
+    exercise: str
+    title: str
+    passed: bool
+    implemented: bool
+    detail: str
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __repr__(self) -> str:
+        if self.passed:
+            return f"✅ Exercise {self.exercise} ({self.title}): passed. {self.detail}".rstrip()
+        if not self.implemented:
+            return (f"⏳ Exercise {self.exercise} ({self.title}): not implemented yet — replace "
+                    "the `raise NotImplementedError` with your code and run the cell again.")
+        return f"❌ Exercise {self.exercise} ({self.title}): failed. {self.detail}"
+
+
+def exercise_check(exercise: str, title: str) -> Callable[[Callable[..., str | None]], Callable[..., Verdict]]:
+    """Decorate a check body; the body raises AssertionError on a wrong answer and may return a
+    short success note (a measured figure, say) to print with the verdict."""
+
+    def decorate(body: Callable[..., str | None]) -> Callable[..., Verdict]:
+        @functools.wraps(body)
+        def check(*args, **kwargs) -> Verdict:
+            try:
+                note = body(*args, **kwargs)
+            except NotImplementedError:
+                return Verdict(exercise, title, False, False, "")
+            except AssertionError as err:
+                return Verdict(exercise, title, False, True, str(err) or "an assertion failed.")
+            except Exception as err:  # the learner's code crashed: show where, briefly
+                where = traceback.extract_tb(err.__traceback__)[-1]
+                return Verdict(exercise, title, False, True,
+                               f"your code raised {type(err).__name__}: {err} "
+                               f"(line {where.lineno}, in {where.name}).")
+            return Verdict(exercise, title, True, True, note or "")
+
+        check.exercise = exercise  # type: ignore[attr-defined]
+        return check
+
+    return decorate

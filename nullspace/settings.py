@@ -1,0 +1,50 @@
+"""Course-wide settings, read once from environment variables.
+
+Every notebook and command reads its switches from here, so one setting moves the whole course
+from the small offline defaults to the papers' real setting:
+
+* ``NULLSPACE_EDIT_MODEL``: ``course-gpt2`` (default: the small GPT-2 shipped in ``data/``) or a
+  Hugging Face name such as ``gpt2-xl`` (weights must already be in the local Hugging Face cache).
+* ``NULLSPACE_CL_BENCHMARK``: ``digits`` (default) or ``cifar100`` (needs the CIFAR-100 files).
+* ``NULLSPACE_DEVICE``: ``cpu`` (default when no GPU) or ``cuda``.
+* ``NULLSPACE_PROGRESS``: ``1`` (default) shows progress bars; ``0`` hides them (tests, builds).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+import torch
+from tqdm import tqdm
+
+__all__ = ["edit_model_name", "cl_benchmark_name", "device", "progress_enabled", "progress"]
+
+T = TypeVar("T")
+
+
+def edit_model_name() -> str:
+    """The language model the editing lessons use (``NULLSPACE_EDIT_MODEL``)."""
+    return os.environ.get("NULLSPACE_EDIT_MODEL", "course-gpt2")
+
+
+def cl_benchmark_name() -> str:
+    """The continual-learning benchmark of the CIFAR path (``NULLSPACE_CL_BENCHMARK``)."""
+    return os.environ.get("NULLSPACE_CL_BENCHMARK", "digits")
+
+
+def device() -> torch.device:
+    """``NULLSPACE_DEVICE`` if set, else CUDA when available, else the CPU."""
+    name = os.environ.get("NULLSPACE_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def progress_enabled() -> bool:
+    """Whether progress bars are shown (``NULLSPACE_PROGRESS``, default on)."""
+    return os.environ.get("NULLSPACE_PROGRESS", "1") not in {"0", "false", "False", ""}
+
+
+def progress(iterable: Iterable[T], **kwargs) -> Iterator[T]:
+    """Wrap ``iterable`` in a tqdm bar unless progress bars are switched off."""
+    return iter(tqdm(iterable, disable=not progress_enabled(), **kwargs))
