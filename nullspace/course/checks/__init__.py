@@ -1,0 +1,1 @@
+"""One module of exercise checks per lesson (``lesson01``, ``lesson02``, …)."""
