@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900
 
-.PHONY: course course-headless test test-unit test-notebooks notebooks exercises benchmark install
+.PHONY: course course-headless test test-unit test-notebooks test-browser browser-deps site pages notebooks \
+	exercises benchmark install
 
 install: $(STAMP)
 
@@ -19,19 +20,37 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## Run the course: JupyterLab on the course index (open the printed URL in a browser).
+## LAB_ARGS passes options to JupyterLab, e.g. make course LAB_ARGS="--no-browser --port=8890".
+## As root (containers, cloud machines) JupyterLab refuses to start without --allow-root.
 course: $(STAMP)
-	$(BIN)/jupyter lab notebooks/00_course_index.ipynb
+	$(BIN)/jupyter lab --ServerApp.root_dir=. notebooks/00_course_index.ipynb $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 ## Run the course headlessly: execute every lesson top to bottom into build/course/, with timings.
 course-headless: $(STAMP)
 	$(BIN)/python -m nullspace.course.execute
 
-## Run every test: unit tests, exercise checks, and every notebook under nbval.
-test: $(STAMP)
+## Run every test: unit tests, exercise checks, browser checks, and every notebook under nbval.
+test: $(STAMP) browser-deps
 	NULLSPACE_PROGRESS=0 $(BIN)/python -m pytest tests notebooks/[0-9]*.ipynb $(NBVAL)
 
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --ignore=tests/browser
+
+## The browser checks alone: JupyterLab and the course site in headless Chromium (build/screenshots/).
+test-browser: $(STAMP) browser-deps
+	$(BIN)/python -m pytest tests/browser
+
+## Debian's Chromium for the browser checks, installed only when missing (never a downloaded browser).
+browser-deps:
+	scripts/install_chromium.sh
+
+## The static course site in build/site/, from the stored notebooks (nothing is executed).
+site: $(STAMP)
+	$(BIN)/python -m nullspace.course.site
+
+## Refresh the README's syllabus table and the course index's lesson list.
+pages: $(STAMP)
+	$(BIN)/python -m nullspace.course.pages
 
 test-notebooks: $(STAMP)
 	NULLSPACE_PROGRESS=0 $(BIN)/python -m pytest notebooks/[0-9]*.ipynb $(NBVAL)
@@ -43,6 +62,6 @@ notebooks: $(STAMP)
 exercises: $(STAMP)
 	$(BIN)/python -m nullspace.course.exercises
 
-## Print the figures the README quotes.
+## Run every benchmark script and time every lesson; writes benchmarks/RESULTS.md, which the README quotes.
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
