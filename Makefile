@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Progress bars and warnings are switched off, as when the stored outputs were made.
+QUIET := NULLSPACE_PROGRESS=0 PYTHONWARNINGS=ignore
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900
 
 .PHONY: course course-headless test test-unit test-notebooks notebooks exercises benchmark install
@@ -28,13 +30,13 @@ course-headless: $(STAMP)
 
 ## Run every test: unit tests, exercise checks, and every notebook under nbval.
 test: $(STAMP)
-	NULLSPACE_PROGRESS=0 $(BIN)/python -m pytest tests notebooks/[0-9]*.ipynb $(NBVAL)
+	$(QUIET) $(BIN)/python -m pytest tests notebooks/[0-9]*.ipynb $(NBVAL)
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests
 
 test-notebooks: $(STAMP)
-	NULLSPACE_PROGRESS=0 $(BIN)/python -m pytest notebooks/[0-9]*.ipynb $(NBVAL)
+	$(QUIET) $(BIN)/python -m pytest notebooks/[0-9]*.ipynb $(NBVAL)
 
 ## Maintainers: re-execute the stored solution notebooks and regenerate the exercise notebooks.
 notebooks: $(STAMP)
