@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Progress bars and warnings are switched off, as when the stored outputs were made.
+QUIET := NULLSPACE_PROGRESS=0 PYTHONWARNINGS=ignore
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900
 
 .PHONY: course course-headless test test-unit test-notebooks test-browser browser-deps site pages notebooks \
@@ -31,14 +33,14 @@ course-headless: $(STAMP)
 
 ## Run every test: unit tests, exercise checks, browser checks, and every notebook under nbval.
 test: $(STAMP) browser-deps
-	NULLSPACE_PROGRESS=0 $(BIN)/python -m pytest tests notebooks/[0-9]*.ipynb $(NBVAL)
+	$(QUIET) $(BIN)/python -m pytest tests notebooks/[0-9]*.ipynb $(NBVAL)
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests --ignore=tests/browser
 
 ## The browser checks alone: JupyterLab and the course site in headless Chromium (build/screenshots/).
 test-browser: $(STAMP) browser-deps
-	$(BIN)/python -m pytest tests/browser
+	$(QUIET) $(BIN)/python -m pytest tests/browser
 
 ## Debian's Chromium for the browser checks, installed only when missing (never a downloaded browser).
 browser-deps:
@@ -53,7 +55,7 @@ pages: $(STAMP)
 	$(BIN)/python -m nullspace.course.pages
 
 test-notebooks: $(STAMP)
-	NULLSPACE_PROGRESS=0 $(BIN)/python -m pytest notebooks/[0-9]*.ipynb $(NBVAL)
+	$(QUIET) $(BIN)/python -m pytest notebooks/[0-9]*.ipynb $(NBVAL)
 
 ## Maintainers: re-execute the stored solution notebooks and regenerate the exercise notebooks.
 notebooks: $(STAMP)

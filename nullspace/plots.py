@@ -56,10 +56,12 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float
 def plot_spectrum(ax: Axes, covariance: torch.Tensor, rules: Sequence[SelectionRule] = (),
                   title: str = "") -> None:
     """Eigenvalues of ``covariance`` (descending, log scale) with each rule's cut as a line
-    (the style of Adam-NSCL Fig. 3)."""
+    (the style of Adam-NSCL Fig. 3). Eigenvalues below ``1e-20 · λ_max`` are drawn at that floor."""
     eigenvalues = null_space(covariance, rules[0], allow_empty=True).eigenvalues if rules else \
         torch.linalg.eigvalsh(torch.as_tensor(covariance, dtype=torch.float64)).abs().sort().values
-    values = eigenvalues.flip(0).clamp_min(1e-300).numpy()
+    values = eigenvalues.flip(0).numpy()
+    floor = values.max() * 1e-20  # exact zeros cannot be drawn on a log scale: show them at the floor
+    values = np.maximum(values, floor)
     ax.semilogy(np.arange(1, len(values) + 1), values, ".-", color=COLORS["data"], ms=3, lw=1)
     for color, rule in zip(RULE_COLORS, rules):
         ns = null_space(covariance, rule, allow_empty=True)

@@ -26,11 +26,13 @@ __all__ = ["execute_notebook", "main"]
 def execute_notebook(path: Path, output: Path | None = None, timeout: int = 1800) -> float:
     """Run the notebook at ``path`` in a fresh kernel; write it (with outputs) to ``output``.
 
-    Progress bars are switched off (``NULLSPACE_PROGRESS=0``) so that stored outputs stay
-    comparable under nbval. Returns the wall-clock seconds the run took.
+    Progress bars and warnings are switched off (``NULLSPACE_PROGRESS=0``,
+    ``PYTHONWARNINGS=ignore``, inherited by the kernel) so that stored outputs stay comparable
+    under nbval. Returns the wall-clock seconds the run took.
     """
     nb = nbformat.read(path, as_version=4)
     os.environ["NULLSPACE_PROGRESS"] = "0"
+    os.environ["PYTHONWARNINGS"] = "ignore"
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
