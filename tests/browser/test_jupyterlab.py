@@ -24,6 +24,7 @@ import nbformat
 import pytest
 from local_server import free_port
 from playwright.sync_api import Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from nullspace.course.pages import COURSE_INDEX
 from nullspace.course.syllabus import SYLLABUS, lesson_notebook
@@ -50,10 +51,15 @@ class Lab:
     def open(self, page: Page, notebook: Path) -> None:
         """Open ``notebook`` (a path in the repository) in JupyterLab and wait for its cells."""
         relative = notebook.relative_to(REPO_ROOT).as_posix()
-        page.goto(f"{self.url}/lab/tree/{relative}?token={self.token}")
+        page.goto(f"{self.url}/lab/tree/{relative}?reset&token={self.token}")  # reset: no restored tabs
         cells = len(nbformat.read(notebook, as_version=4).cells)
-        page.wait_for_function(f"() => document.querySelectorAll('.jp-Notebook .jp-Cell').length == {cells}",
-                               timeout=60_000)
+        shown = ("() => [...document.querySelectorAll('.jp-NotebookPanel')].filter(p => p.offsetParent)"
+                 ".map(p => p.querySelectorAll('.jp-Cell').length)")
+        try:
+            page.wait_for_function(f"() => ({shown})().join() == '{cells}'", timeout=60_000)
+        except PlaywrightTimeoutError:
+            raise AssertionError(f"JupyterLab should show the {cells} cells of {relative}; "
+                                 f"cells shown per open notebook: {page.evaluate(shown)}") from None
 
     def wait_for_idle_kernel(self, timeout_s: float) -> None:
         """Wait until a kernel runs and every kernel is idle (JupyterLab's REST API)."""
@@ -167,7 +173,7 @@ def test_lesson_one_runs_a_cell_and_shows_its_output_and_plot(lab, browser, scre
     _menu(page, "Run", "notebook:run-cell")
     figure.first.wait_for(state="visible", timeout=FIGURE_TIMEOUT_MS)
     lab.wait_for_idle_kernel(timeout_s=FIGURE_TIMEOUT_MS / 1000)
-    cell.scroll_into_view_if_needed()
+    figure.first.scroll_into_view_if_needed()
     page.screenshot(path=screenshots_dir / f"jupyterlab_{lesson.stem}_cell{target}.png")
 
     image_loaded = figure.first.evaluate("el => el.tagName != 'IMG' || (el.complete && el.naturalWidth > 0)")
