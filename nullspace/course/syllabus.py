@@ -43,7 +43,7 @@ SYLLABUS: tuple[Lesson, ...] = (
     Lesson(4, "Adam-NSCL",
            "the optimizer that projects Adam's update; all methods on both benchmarks with seeds; "
            "the threshold as the stability/plasticity knob; two quirks of the official code",
-           "Adam-NSCL Eq. 6, Alg. 1, Figs. 2, 5 and 6, its results table and a-sweep"),
+           "Adam-NSCL Eq. 6, Figs. 2, 5 and 6, its results table and a-sweep"),
     Lesson(5, "Knowledge in GPT-2's MLPs",
            "the FFN output matrix as a linear key–value memory; the course's fact world and "
            "small GPT-2; a causal trace; a first edit by least squares and its side effects",
