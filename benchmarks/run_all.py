@@ -103,12 +103,15 @@ def results_markdown(date: str, machine: str, lessons: list[Run], scripts: list[
         lines += [f"| `{r.name}` | {r.seconds:.1f} | {r.seconds / 60:.1f} | {'ok' if r.ok else 'FAILED'} |"
                   for r in lessons]
         verdict = "within" if total <= COURSE_BUDGET_MIN * 60 else "OVER"
-        lines += [f"| **whole course** | {total:.1f} | {total / 60:.1f} | {verdict} the "
-                  f"{COURSE_BUDGET_MIN}-minute budget |", ""]
+        lines += [f"| **all {len(lessons)} lessons** | {total:.1f} | {total / 60:.1f} | {verdict} the "
+                  f"{COURSE_BUDGET_MIN}-minute budget for the whole course |", ""]
         lines += [f"`{r.name}` failed:\n\n```text\n{r.output.strip()}\n```\n" for r in lessons if not r.ok]
     else:
         lines += ["No lessons were timed in this run.", ""]
     lines += ["## Benchmark scripts", ""]
+    skipped = sorted(p.name for p in BENCHMARKS_DIR.glob("*.py") if p.name in LESSON_TIMERS)
+    if skipped:
+        lines += [f"Not run, as they only time the lessons (done above): {', '.join(skipped)}.", ""]
     if not scripts:
         lines += ["No benchmark scripts were run.", ""]
     for r in scripts:
