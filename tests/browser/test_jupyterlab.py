@@ -1,7 +1,8 @@
 """The course in JupyterLab, as a learner sees it, in headless Chromium.
 
 The README's course command (``make course``) is started on 127.0.0.1 at a free port with a token
-chosen here. The course index must open in JupyterLab; then lesson 1 is opened, its outputs
+chosen here. The address it would open in a browser must be the course index, which must render
+in JupyterLab; then lesson 1 is opened, its outputs
 cleared, every cell up to its first figure run, and that cell's printed output and its plot must
 appear again. Screenshots go to ``build/screenshots/``. The settings of this JupyterLab live in a
 temporary folder with autosave off, so the stored notebooks are never written (checked).
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -47,11 +49,14 @@ LAB_SETTINGS = {
 class Lab:
     url: str
     token: str
+    start_url: str  # the address `make course` opens in a browser (JupyterLab's redirect file)
 
-    def open(self, page: Page, notebook: Path) -> None:
-        """Open ``notebook`` (a path in the repository) in JupyterLab and wait for its cells."""
+    def open(self, page: Page, notebook: Path, address: str | None = None) -> None:
+        """Open ``notebook`` (a path in the repository) in JupyterLab, at ``address`` if given,
+        and wait until its cells are shown."""
         relative = notebook.relative_to(REPO_ROOT).as_posix()
-        page.goto(f"{self.url}/lab/tree/{relative}?reset&token={self.token}")  # reset: no restored tabs
+        address = address or f"{self.url}/lab/tree/{relative}?token={self.token}"
+        page.goto(f"{address}&reset")  # reset: no tabs restored from an earlier page
         cells = len(nbformat.read(notebook, as_version=4).cells)
         shown = ("() => [...document.querySelectorAll('.jp-NotebookPanel')].filter(p => p.offsetParent)"
                  ".map(p => p.querySelectorAll('.jp-Cell').length)")
@@ -113,7 +118,7 @@ def lab(tmp_path_factory) -> Iterator[Lab]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_serving(url, token, server, log)
-        yield Lab(url, token)
+        yield Lab(url, token, _start_url(home / "runtime"))
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)  # make and the JupyterLab it started
@@ -124,14 +129,25 @@ def lab(tmp_path_factory) -> Iterator[Lab]:
             server.wait()
 
 
+def _start_url(runtime_dir: Path) -> str:
+    """The address JupyterLab opens for the file it was started on (what a learner's browser gets)."""
+    redirects = list(runtime_dir.glob("jpserver-file-to-run-*-open.html"))
+    assert len(redirects) == 1, f"`make course` should start JupyterLab on one file; found {redirects}"
+    match = re.search(r'http-equiv="refresh" content="[0-9]+;url=([^"]+)"', redirects[0].read_text())
+    assert match, f"no address in {redirects[0].name}"
+    return match.group(1)
+
+
 def _menu(page: Page, menu: str, command: str) -> None:
     page.locator(".lm-MenuBar-item", has_text=menu).click()
     page.locator(f'.lm-Menu-item[data-command="{command}"]').click()
 
 
 def test_course_command_opens_the_course_index(lab, browser, screenshots_dir):
+    relative = COURSE_INDEX.relative_to(REPO_ROOT).as_posix()
+    assert f"/lab/tree/{relative}?" in lab.start_url, f"`make course` opens {lab.start_url}"
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    lab.open(page, COURSE_INDEX)
+    lab.open(page, COURSE_INDEX, lab.start_url)
     notebook = page.locator(".jp-NotebookPanel:visible .jp-Notebook")
     heading = notebook.locator("h1").first
     assert "Null-space methods" in heading.inner_text()
