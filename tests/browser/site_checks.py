@@ -8,11 +8,13 @@ typeset (a ``math`` element without MathJax output, a MathJax error, or TeX left
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urlsplit
 
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
 # Text outside code that still looks like TeX means an equation was not typeset.
@@ -54,8 +56,9 @@ class PageReport:
     problems: list[str] = field(default_factory=list)
 
 
-def _ids_in(path: Path) -> set[str]:
-    return set(re.findall(r'\bid="([^"]+)"', path.read_text(encoding="utf-8", errors="replace")))
+@functools.cache
+def _ids_in(path: Path) -> frozenset[str]:
+    return frozenset(re.findall(r'\bid="([^"]+)"', path.read_text(encoding="utf-8", errors="replace")))
 
 
 def _local_target(url: str, site_dir: Path) -> Path:
@@ -102,7 +105,7 @@ def visit(page: Page, url: str, base_url: str, site_dir: Path) -> PageReport:
             page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
                                    timeout=MATHJAX_TIMEOUT_MS)
             page.evaluate("() => MathJax.startup.promise")
-        except Exception as err:  # Playwright raises its own timeout and evaluation errors
+        except PlaywrightError as err:  # a timeout, or MathJax failing to start
             failures.append(f"MathJax did not start: {type(err).__name__}: {str(err).splitlines()[0]}")
     facts = page.evaluate(_PAGE_FACTS)
     page.unroute("**/*")
