@@ -20,7 +20,6 @@ from playwright.sync_api import Page
 # Text outside code that still looks like TeX means an equation was not typeset.
 RAW_TEX = re.compile(r"\$\$|\\\(|\\\[|\$[^$\s][^$]*\\[A-Za-z]+[^$]*\$|"
                      r"\\(?:frac|sum|lambda|Lambda|Delta|mathbf|mathrm|top|sqrt|cdot|le|ge|in|min|max)\b")
-MATHJAX_TIMEOUT_MS = 20_000
 
 _PAGE_FACTS = """() => {
   const skip = 'pre, code, script, style, textarea, mjx-container, .highlight';
@@ -100,13 +99,15 @@ def visit(page: Page, url: str, base_url: str, site_dir: Path) -> PageReport:
     page.on("requestfailed", lambda r: r.url.startswith(base_url)
             and failures.append(f"request failed ({r.failure}): {r.url}"))
     page.goto(url, wait_until="load")
+    # MathJax's script is deferred, so by the "load" event it has run (or failed to load).
     if page.locator(".math").count():
-        try:
-            page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
-                                   timeout=MATHJAX_TIMEOUT_MS)
-            page.evaluate("() => MathJax.startup.promise")
-        except PlaywrightError as err:  # a timeout, or MathJax failing to start
-            failures.append(f"MathJax did not start: {type(err).__name__}: {str(err).splitlines()[0]}")
+        if not page.evaluate("() => Boolean(window.MathJax && MathJax.startup && MathJax.startup.promise)"):
+            failures.append("the page has equations but MathJax did not load")
+        else:
+            try:
+                page.evaluate("() => MathJax.startup.promise")
+            except PlaywrightError as err:
+                failures.append(f"MathJax failed: {str(err).splitlines()[0]}")
     facts = page.evaluate(_PAGE_FACTS)
     page.unroute("**/*")
 
