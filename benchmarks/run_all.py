@@ -24,10 +24,11 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 from nullspace.course import pages
 from nullspace.course.execute import execute_notebook
@@ -66,7 +67,7 @@ def lesson_notebooks() -> list[Path]:
 def run_script(script: Path) -> Run:
     start = time.perf_counter()
     result = subprocess.run([sys.executable, str(script)], cwd=REPO_ROOT, capture_output=True, text=True,
-                            env=os.environ | {"NULLSPACE_PROGRESS": "0"})
+                            check=False, env=os.environ | {"NULLSPACE_PROGRESS": "0"})
     seconds = time.perf_counter() - start
     output = result.stdout + (f"\n[exit code {result.returncode}]\n{result.stderr}" if result.returncode else "")
     return Run(script.name, seconds, result.returncode == 0, output)
@@ -76,7 +77,7 @@ def run_lesson(notebook: Path) -> Run:
     start = time.perf_counter()
     try:
         seconds = execute_notebook(notebook, BUILD_DIR / "benchmark" / notebook.name)
-    except Exception:  # a failing cell: record it and go on with the other lessons
+    except (CellExecutionError, CellTimeoutError, DeadKernelError):  # record it, go on with the others
         return Run(notebook.name, time.perf_counter() - start, False, traceback.format_exc(limit=3))
     return Run(notebook.name, seconds, True, "")
 
@@ -103,8 +104,8 @@ def results_markdown(date: str, machine: str, lessons: list[Run], scripts: list[
         lines += [f"| `{r.name}` | {r.seconds:.1f} | {r.seconds / 60:.1f} | {'ok' if r.ok else 'FAILED'} |"
                   for r in lessons]
         verdict = "within" if total <= COURSE_BUDGET_MIN * 60 else "OVER"
-        lines += [f"| **all {len(lessons)} lessons** | {total:.1f} | {total / 60:.1f} | {verdict} the "
-                  f"{COURSE_BUDGET_MIN}-minute budget for the whole course |", ""]
+        lines += [(f"| **all {len(lessons)} lessons** | {total:.1f} | {total / 60:.1f} | {verdict} the "
+                   f"{COURSE_BUDGET_MIN}-minute budget for the whole course |"), ""]
         lines += [f"`{r.name}` failed:\n\n```text\n{r.output.strip()}\n```\n" for r in lessons if not r.ok]
     else:
         lines += ["No lessons were timed in this run.", ""]
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["lessons", "scripts"],
                         help="run only the lessons or only the benchmark scripts")
     args = parser.parse_args(argv)
-    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     scripts, lessons = [], []
     if args.only != "lessons":
         for script in benchmark_scripts():

@@ -22,7 +22,7 @@ import nbformat
 from nullspace.course.syllabus import SYLLABUS, lesson_notebook
 from nullspace.paths import EXERCISES_DIR, NOTEBOOKS_DIR, REPO_ROOT
 
-__all__ = ["lesson_times", "syllabus_table", "update_readme", "update_course_index", "main"]
+__all__ = ["lesson_times", "main", "syllabus_table", "update_course_index", "update_readme"]
 
 README = REPO_ROOT / "README.md"
 COURSE_INDEX = NOTEBOOKS_DIR / "00_course_index.ipynb"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from nullspace.paths import NOTEBOOKS_DIR
 
-__all__ = ["Lesson", "SYLLABUS", "lesson_notebook"]
+__all__ = ["SYLLABUS", "Lesson", "lesson_notebook"]
 
 
 @dataclass(frozen=True)

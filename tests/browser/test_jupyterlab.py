@@ -2,9 +2,8 @@
 
 The README's course command (``make course``) is started on 127.0.0.1 at a free port with a token
 chosen here. The address it would open in a browser must be the course index, which must render
-in JupyterLab; then lesson 1 is opened, its outputs
-cleared, every cell up to its first figure run, and that cell's printed output and its plot must
-appear again. Screenshots go to ``build/screenshots/``. The settings of this JupyterLab live in a
+in JupyterLab; then lesson 1 is opened, its outputs cleared, every cell up to its first figure run,
+and that cell's printed output and its plot must appear again. Screenshots go to ``build/screenshots/``. The settings of this JupyterLab live in a
 temporary folder with autosave off, so the stored notebooks are never written (checked).
 """
 
@@ -76,7 +75,6 @@ class Lab:
             time.sleep(0.5)
         raise AssertionError(f"the kernel was not idle within {timeout_s} s")
 
-
     def shut_down_kernels(self) -> None:
         """Stop every kernel (JupyterLab starts one for each notebook it opens)."""
         for kernel in json.loads(_get(f"{self.url}/api/kernels", self.token)):
@@ -84,6 +82,7 @@ class Lab:
 
 
 def _get(url: str, token: str, method: str = "GET") -> str:
+    """Call JupyterLab's REST API with the token; return the body."""
     request = urllib.request.Request(url, headers={"Authorization": f"token {token}"}, method=method)
     with urllib.request.urlopen(request, timeout=10) as response:
         return response.read().decode()
