@@ -104,7 +104,7 @@ def results_markdown(date: str, machine: str, lessons: list[Run], scripts: list[
         lines += [f"| `{r.name}` | {r.seconds:.1f} | {r.seconds / 60:.1f} | {'ok' if r.ok else 'FAILED'} |"
                   for r in lessons]
         verdict = "within" if total <= COURSE_BUDGET_MIN * 60 else "OVER"
-        lines += [(f"| **all {len(lessons)} lessons** | {total:.1f} | {total / 60:.1f} | {verdict} the "
+        lines += [(f"| **all lessons timed ({len(lessons)})** | {total:.1f} | {total / 60:.1f} | {verdict} the "
                    f"{COURSE_BUDGET_MIN}-minute budget for the whole course |"), ""]
         lines += [f"`{r.name}` failed:\n\n```text\n{r.output.strip()}\n```\n" for r in lessons if not r.ok]
     else:
