@@ -2,8 +2,8 @@
 
 ``python benchmarks/run_all.py`` (``make benchmark``):
 
-1. runs each script ``benchmarks/*.py`` (except this one, ``_``-prefixed helpers and the lesson
-   timer ``notebook_times.py``, whose work step 2 does) in its own process and keeps what it prints (method comparisons, cost ratios, …) and how long it took;
+1. runs each script ``benchmarks/*.py`` (except this one and ``_``-prefixed helpers) in its own
+   process and keeps what it prints (method comparisons, cost ratios, …) and how long it took;
 2. executes each lesson notebook top to bottom in a fresh kernel (into ``build/benchmark/``; the
    stored notebooks are left as they are) and times it;
 3. writes ``benchmarks/RESULTS.md`` (the date and machine, the lesson times, each script's output)
@@ -38,9 +38,6 @@ from nullspace.paths import BUILD_DIR, REPO_ROOT
 BENCHMARKS_DIR = REPO_ROOT / "benchmarks"
 RESULTS_MD = BENCHMARKS_DIR / "RESULTS.md"
 COURSE_BUDGET_MIN = 15  # the whole course, every lesson top to bottom, on a 2-core CPU
-# Scripts that only time the lessons, which step 2 does already: running them would execute the
-# whole course a second time.
-LESSON_TIMERS = {"notebook_times.py"}
 
 
 @dataclass(frozen=True)
@@ -55,8 +52,7 @@ class Run:
 
 def benchmark_scripts() -> list[Path]:
     return sorted(p for p in BENCHMARKS_DIR.glob("*.py")
-                  if p.name != Path(__file__).name and p.name not in LESSON_TIMERS
-                  and not p.name.startswith("_"))
+                  if p.name != Path(__file__).name and not p.name.startswith("_"))
 
 
 def lesson_notebooks() -> list[Path]:
@@ -110,9 +106,6 @@ def results_markdown(date: str, machine: str, lessons: list[Run], scripts: list[
     else:
         lines += ["No lessons were timed in this run.", ""]
     lines += ["## Benchmark scripts", ""]
-    skipped = sorted(p.name for p in BENCHMARKS_DIR.glob("*.py") if p.name in LESSON_TIMERS)
-    if skipped:
-        lines += [f"Not run, as they only time the lessons (done above): {', '.join(skipped)}.", ""]
     if not scripts:
         lines += ["No benchmark scripts were run.", ""]
     for r in scripts:

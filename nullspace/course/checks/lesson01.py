@@ -79,7 +79,7 @@ def exercise_1_4(protect_update: Callable[[torch.Tensor, torch.Tensor, float], t
     assert torch.allclose(projected, expected, atol=1e-8), (
         "outputs are protected but the update is not the orthogonal projection of delta "
         "(it should be the closest protected update to delta).")
-    return f"Old outputs move by {change:.1e} (relative)."
+    return "Old outputs move by less than 1e-8 (relative)."
 
 
 @exercise_check("1.5", "the energy rule")
