@@ -123,7 +123,7 @@ def split_digits(seed: int = 0, test_fraction: float = 0.3) -> Benchmark:
 
 def _grating_images(
     rng: np.random.Generator, n: int, angle: float, frequency: float, colour: np.ndarray,
-    size: int, noise: float,
+    size: int, noise: float, distractor_amplitude: float,
 ) -> np.ndarray:
     """``n`` images of one class: a coloured grating with random phase, small jitter of angle and
     frequency, a random distractor grating, and Gaussian noise (shape ``(n, 3, size, size)``)."""
@@ -139,14 +139,14 @@ def _grating_images(
     distractor = wave(rng.uniform(0, math.pi, n), rng.uniform(0.08, 0.3, n), rng.uniform(0, 2 * math.pi, n))
     distractor_colour = rng.dirichlet(np.ones(3), n)
     images = (signal[:, None] * colour[None, :, None, None]
-              + 0.8 * distractor[:, None] * distractor_colour[:, :, None, None]
+              + distractor_amplitude * distractor[:, None] * distractor_colour[:, :, None, None]
               + noise * rng.standard_normal((n, 3, size, size)))
     return images.astype(np.float32)
 
 
 def colour_gratings(
-    num_tasks: int = 10, train_per_class: int = 300, test_per_class: int = 150, size: int = 16,
-    noise: float = 0.6, seed: int = 0,
+    num_tasks: int = 10, train_per_class: int = 200, test_per_class: int = 100, size: int = 16,
+    noise: float = 0.3, distractor_amplitude: float = 0.6, seed: int = 0,
 ) -> Benchmark:
     """A generated benchmark of ``num_tasks`` tasks of 2 classes, 3×size×size coloured gratings.
 
@@ -164,7 +164,7 @@ def colour_gratings(
         frequency = rng.uniform(0.1, 0.3)
         colour = rng.dirichlet(np.ones(3)) * 1.5
         for xs, ys, n in ((train_x, train_y, train_per_class), (test_x, test_y, test_per_class)):
-            xs.append(_grating_images(rng, n, angle, frequency, colour, size, noise))
+            xs.append(_grating_images(rng, n, angle, frequency, colour, size, noise, distractor_amplitude))
             ys.append(np.full(n, label))
     as_tensor = lambda parts: torch.from_numpy(np.concatenate(parts))  # noqa: E731
     tasks = _split_by_classes(as_tensor(train_x), as_tensor(train_y).long(), as_tensor(test_x),

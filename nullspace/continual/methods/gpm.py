@@ -17,6 +17,7 @@ from torch import nn
 from nullspace.continual.benchmarks import Task
 from nullspace.continual.feature_covariance import TaskCovariances
 from nullspace.continual.methods.base import ContinualMethod
+from nullspace.continual.methods.projection import prepare_for_steps
 from nullspace.continual.models import ContinualModel
 from nullspace.linalg import EnergyRule, NullSpace
 
@@ -30,7 +31,7 @@ class GradientProjectionSGD(torch.optim.SGD):
     def __init__(self, params: Iterable[nn.Parameter] | Iterable[dict], lr: float,
                  null_spaces: Mapping[nn.Parameter, NullSpace] | None = None, momentum: float = 0.0) -> None:
         super().__init__(params, lr=lr, momentum=momentum)
-        self.null_spaces = {p: _as_dtype(ns, p) for p, ns in (null_spaces or {}).items()}
+        self.null_spaces = {p: prepare_for_steps(ns, p) for p, ns in (null_spaces or {}).items()}
 
     @torch.no_grad()
     def step(self, closure=None):  # type: ignore[override]
@@ -38,10 +39,6 @@ class GradientProjectionSGD(torch.optim.SGD):
             if p.grad is not None:
                 p.grad.copy_(ns.project(p.grad.view(p.shape[0], -1)).view_as(p))
         return super().step(closure)
-
-
-def _as_dtype(ns: NullSpace, p: torch.Tensor) -> NullSpace:
-    return NullSpace(ns.eigenvalues, ns.eigenvectors.to(dtype=p.dtype, device=p.device), ns.mask, ns.rule)
 
 
 class GPM(ContinualMethod):
