@@ -150,22 +150,25 @@ def colour_gratings(
 ) -> Benchmark:
     """A generated benchmark of ``num_tasks`` tasks of 2 classes, 3×size×size coloured gratings.
 
-    Every class is a grating of its own orientation, spatial frequency and colour; the two
-    classes of a task differ in all three by a random amount, so each task needs its own
-    features and fine-tuning the shared layers on later tasks overwrites them. The classes are
-    drawn once from ``seed`` (the benchmark is the same for every training seed).
+    Each task has its own colour; its two classes are gratings of that colour with different
+    orientations (30° to 150° apart) and spatial frequencies, under a randomly oriented and
+    coloured distractor grating and pixel noise. Every task needs orientation detectors for its
+    own colour, so fine-tuning the shared layers on later tasks overwrites earlier ones. The
+    classes are drawn from ``seed``.
     """
     if num_tasks < 1:
         raise ValueError(f"num_tasks must be positive, got {num_tasks}.")
     rng = np.random.default_rng(seed)
     train_x, train_y, test_x, test_y = [], [], [], []
-    for label in range(2 * num_tasks):
-        angle = rng.uniform(0, math.pi)
-        frequency = rng.uniform(0.1, 0.3)
-        colour = rng.dirichlet(np.ones(3)) * 1.5
-        for xs, ys, n in ((train_x, train_y, train_per_class), (test_x, test_y, test_per_class)):
-            xs.append(_grating_images(rng, n, angle, frequency, colour, size, noise, distractor_amplitude))
-            ys.append(np.full(n, label))
+    for task in range(num_tasks):
+        colour = rng.dirichlet(np.ones(3)) * 1.5          # one colour per task: classes differ in shape
+        first_angle = rng.uniform(0, math.pi)
+        angles = (first_angle, first_angle + rng.uniform(math.pi / 6, 5 * math.pi / 6))
+        for label, angle in zip((2 * task, 2 * task + 1), angles):
+            frequency = rng.uniform(0.1, 0.3)
+            for xs, ys, n in ((train_x, train_y, train_per_class), (test_x, test_y, test_per_class)):
+                xs.append(_grating_images(rng, n, angle, frequency, colour, size, noise, distractor_amplitude))
+                ys.append(np.full(n, label))
     as_tensor = lambda parts: torch.from_numpy(np.concatenate(parts))  # noqa: E731
     tasks = _split_by_classes(as_tensor(train_x), as_tensor(train_y).long(), as_tensor(test_x),
                               as_tensor(test_y).long(), list(range(2 * num_tasks)), 2)

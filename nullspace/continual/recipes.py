@@ -20,7 +20,8 @@ __all__ = ["EPOCHS", "benchmark", "model_factory", "train_config", "course_metho
 
 EPOCHS = {"digits": 20, "gratings": 8, "cifar100": 80}
 EWC_STRENGTH = {"digits": 1e3, "gratings": 1e4, "cifar100": 1e2}
-NSCL_ENERGY = 0.97
+NSCL_ENERGY = 0.95
+NSCL_HEAD_LR = 3e-3   # the paper also gives the heads a larger learning rate than the shared layers
 METHOD_NAMES = ("finetune-sgd", "finetune-adam", "ewc", "lwf", "gpm", "adam-nscl")
 
 
@@ -54,5 +55,5 @@ def course_methods(name: str) -> dict[str, Callable[[], ContinualMethod]]:
         "ewc": lambda: EWC(strength=EWC_STRENGTH[name], lr=1e-3),
         "lwf": lambda: LwF(strength=1.0, temperature=2.0, lr=1e-3),
         "gpm": lambda: GPM(lr=0.02, momentum=0.9),
-        "adam-nscl": lambda: AdamNSCLMethod(rule=EnergyRule(NSCL_ENERGY), lr=1e-3),
+        "adam-nscl": lambda: AdamNSCLMethod(rule=EnergyRule(NSCL_ENERGY), lr=1e-3, head_lr=NSCL_HEAD_LR),
     }
