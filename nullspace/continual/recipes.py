@@ -16,10 +16,11 @@ from nullspace.continual.models import ContinualModel, model_for
 from nullspace.continual.trainer import TrainConfig
 from nullspace.linalg import EnergyRule
 
-__all__ = ["EPOCHS", "benchmark", "model_factory", "train_config", "course_methods", "METHOD_NAMES"]
+__all__ = ["EPOCHS", "LESSON_EPOCHS", "benchmark", "model_factory", "train_config", "course_methods", "METHOD_NAMES"]
 
 EPOCHS = {"digits": 20, "gratings": 8, "cifar100": 80}
-EWC_STRENGTH = {"digits": 1e3, "gratings": 1e4, "cifar100": 1e2}
+LESSON_EPOCHS = {"digits": 10, "gratings": 4, "cifar100": 80}   # lesson 4 runs many methods: half length
+EWC_STRENGTH = {"digits": 1e3, "gratings": 1e5, "cifar100": 1e2}
 NSCL_ENERGY = 0.95
 NSCL_HEAD_LR = 3e-3   # the paper also gives the heads a larger learning rate than the shared layers
 METHOD_NAMES = ("finetune-sgd", "finetune-adam", "ewc", "lwf", "gpm", "adam-nscl")
