@@ -30,14 +30,14 @@ from nullspace.paths import DATA_DIR
 from nullspace.settings import cl_benchmark_name
 
 __all__ = [
-    "Task",
-    "Benchmark",
-    "split_digits",
-    "colour_gratings",
-    "split_cifar100",
-    "cifar100_dir",
-    "load_benchmark",
     "BENCHMARK_NAMES",
+    "Benchmark",
+    "Task",
+    "cifar100_dir",
+    "colour_gratings",
+    "load_benchmark",
+    "split_cifar100",
+    "split_digits",
 ]
 
 BENCHMARK_NAMES = ("digits", "gratings", "cifar100")
@@ -115,7 +115,7 @@ def split_digits(seed: int = 0, test_fraction: float = 0.3) -> Benchmark:
     images = digits.images.astype(np.float32) / 16.0
     train_x, test_x, train_y, test_y = train_test_split(
         images, digits.target, test_size=test_fraction, random_state=seed, stratify=digits.target)
-    as_x = lambda a: torch.from_numpy(a).unsqueeze(1)  # noqa: E731 (N, 1, 8, 8)
+    as_x = lambda a: torch.from_numpy(a).unsqueeze(1)
     tasks = _split_by_classes(as_x(train_x), torch.from_numpy(train_y), as_x(test_x),
                               torch.from_numpy(test_y), list(range(10)), 2)
     return Benchmark("split-digits", tasks, (1, 8, 8), 2)
@@ -169,7 +169,7 @@ def colour_gratings(
             for xs, ys, n in ((train_x, train_y, train_per_class), (test_x, test_y, test_per_class)):
                 xs.append(_grating_images(rng, n, angle, frequency, colour, size, noise, distractor_amplitude))
                 ys.append(np.full(n, label))
-    as_tensor = lambda parts: torch.from_numpy(np.concatenate(parts))  # noqa: E731
+    as_tensor = lambda parts: torch.from_numpy(np.concatenate(parts))
     tasks = _split_by_classes(as_tensor(train_x), as_tensor(train_y).long(), as_tensor(test_x),
                               as_tensor(test_y).long(), list(range(2 * num_tasks)), 2)
     return Benchmark("colour-gratings", tasks, (3, size, size), 2)
@@ -216,7 +216,7 @@ def split_cifar100(directory: Path | str | None = None, num_tasks: int = 10) -> 
     mean = torch.tensor(CIFAR100_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(CIFAR100_STD).view(1, 3, 1, 1)
     (train_images, train_y), (test_images, test_y) = (_read_cifar_pickle(folder / n) for n in ("train", "test"))
-    normalise = lambda images: (images.float() / 255.0 - mean) / std  # noqa: E731
+    normalise = lambda images: (images.float() / 255.0 - mean) / std
     tasks = _split_by_classes(normalise(train_images), train_y, normalise(test_images), test_y,
                               list(range(100)), 100 // num_tasks)
     return Benchmark(f"{num_tasks}-split CIFAR-100", tasks, (3, 32, 32), 100 // num_tasks)

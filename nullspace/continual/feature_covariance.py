@@ -31,9 +31,10 @@ class TaskCovariances:
         """Accumulate the layer inputs of ``task``'s training data (Eq. 4)."""
         was_training = model.training
         model.eval()
+        where = next(model.parameters()).device
         with record_covariances(model.shared_layers(), self.accumulators):
             for start in range(0, len(task.train_x), batch_size):
-                model(task.train_x[start:start + batch_size], task.index)
+                model(task.train_x[start:start + batch_size].to(where), task.index)
         model.train(was_training)
         self.tasks_seen += 1
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ContinualModel", "SmallCNN", "PreActResNet18", "model_for"]
+__all__ = ["ContinualModel", "PreActResNet18", "SmallCNN", "model_for"]
 
 NORMALISATION_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
 

@@ -13,8 +13,13 @@ from nullspace.continual.trainer import RunResult
 from nullspace.linalg import SelectionRule
 from nullspace.plots import COLORS, RULE_COLORS, new_figure, plot_spectrum
 
-__all__ = ["plot_accuracy_matrix", "plot_stability_plasticity", "plot_old_task_losses",
-           "plot_layer_spectra", "plot_null_dims"]
+__all__ = [
+    "plot_accuracy_matrix",
+    "plot_layer_spectra",
+    "plot_null_dims",
+    "plot_old_task_losses",
+    "plot_stability_plasticity",
+]
 
 
 def plot_accuracy_matrix(ax: Axes, accuracy: np.ndarray, title: str = "") -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from nullspace.continual.benchmarks import Benchmark, colour_gratings, split_cifar100, split_digits
+from nullspace.continual.benchmarks import Benchmark
+from nullspace.continual.benchmarks import load_benchmark as benchmark
 from nullspace.continual.methods import EWC, GPM, AdamNSCLMethod, ContinualMethod, FineTune, LwF
 from nullspace.continual.models import ContinualModel, model_for
 from nullspace.continual.trainer import TrainConfig
 from nullspace.linalg import EnergyRule
 
-__all__ = ["EPOCHS", "LESSON_EPOCHS", "benchmark", "model_factory", "train_config", "course_methods", "METHOD_NAMES"]
+__all__ = ["EPOCHS", "LESSON_EPOCHS", "METHOD_NAMES", "benchmark", "course_methods", "model_factory", "train_config"]
 
 EPOCHS = {"digits": 20, "gratings": 8, "cifar100": 80}
 LESSON_EPOCHS = {"digits": 10, "gratings": 4, "cifar100": 80}   # lesson 4 runs many methods: half length
@@ -24,17 +25,6 @@ EWC_STRENGTH = {"digits": 1e3, "gratings": 1e5, "cifar100": 1e2}
 NSCL_ENERGY = 0.95
 NSCL_HEAD_LR = 3e-3   # the paper also gives the heads a larger learning rate than the shared layers
 METHOD_NAMES = ("finetune-sgd", "finetune-adam", "ewc", "lwf", "gpm", "adam-nscl")
-
-
-def benchmark(name: str, seed: int = 0) -> Benchmark:
-    """The benchmark ``name`` (digits, gratings or cifar100) for the given seed."""
-    if name == "digits":
-        return split_digits(seed=seed)
-    if name == "gratings":
-        return colour_gratings(seed=seed)
-    if name == "cifar100":
-        return split_cifar100()
-    raise ValueError(f"unknown benchmark {name!r}: choose digits, gratings or cifar100.")
 
 
 def model_factory(name: str, bench: Benchmark) -> Callable[[], ContinualModel]:

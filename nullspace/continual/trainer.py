@@ -22,9 +22,9 @@ from nullspace.continual.benchmarks import Benchmark, Task
 from nullspace.continual.methods.base import ContinualMethod
 from nullspace.continual.metrics import summarise
 from nullspace.continual.models import ContinualModel
-from nullspace.settings import progress
+from nullspace.settings import device, progress
 
-__all__ = ["TrainConfig", "RunResult", "seed_everything", "evaluate", "train_sequence"]
+__all__ = ["RunResult", "TrainConfig", "evaluate", "seed_everything", "train_sequence"]
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,11 @@ def evaluate(model: ContinualModel, task: Task, batch_size: int = 512) -> tuple[
     """Accuracy (%) and mean cross-entropy of ``model`` on ``task``'s test set (its own head)."""
     was_training = model.training
     model.eval()
+    where = next(model.parameters()).device
     correct, loss = 0, 0.0
     for start in range(0, len(task.test_x), batch_size):
-        x, y = task.test_x[start:start + batch_size], task.test_y[start:start + batch_size]
+        x = task.test_x[start:start + batch_size].to(where)
+        y = task.test_y[start:start + batch_size].to(where)
         logits = model(x, task.index)
         loss += float(F.cross_entropy(logits, y, reduction="sum"))
         correct += int((logits.argmax(1) == y).sum())
@@ -93,10 +95,13 @@ def train_sequence(
     """Train ``method`` on every task of ``benchmark`` in order; return the record and the model.
 
     Everything is seeded from ``config.seed``: the model's initialisation (``model_factory`` is
-    called after seeding) and the order of the mini-batches.
+    called after seeding) and the order of the mini-batches. The model trains on
+    ``nullspace.settings.device()`` (the GPU when there is one, unless ``NULLSPACE_DEVICE`` says
+    otherwise); the benchmark's tensors stay where they are and batches are moved.
     """
     seed_everything(config.seed)
-    model = model_factory()
+    where = device()
+    model = model_factory().to(where)
     order = torch.Generator().manual_seed(config.seed)
     num_tasks = benchmark.num_tasks
     accuracy = np.full((num_tasks, num_tasks), np.nan)
@@ -118,7 +123,7 @@ def train_sequence(
             next(epoch_counter, None)
             permutation = torch.randperm(len(task.train_x), generator=order)
             for batch in permutation.split(config.batch_size):
-                x, y = task.train_x[batch], task.train_y[batch]
+                x, y = task.train_x[batch].to(where), task.train_y[batch].to(where)
                 tic = time.perf_counter()
                 features = model.features(x)
                 loss = F.cross_entropy(model.heads[task.index](features), y)

@@ -7,5 +7,13 @@ from nullspace.continual.methods.finetune import FineTune
 from nullspace.continual.methods.gpm import GPM, GradientProjectionSGD
 from nullspace.continual.methods.lwf import LwF
 
-__all__ = ["ContinualMethod", "FineTune", "EWC", "LwF", "GPM", "GradientProjectionSGD", "AdamNSCL",
-           "AdamNSCLMethod"]
+__all__ = [
+           "EWC",
+           "GPM",
+           "AdamNSCL",
+           "AdamNSCLMethod",
+           "ContinualMethod",
+           "FineTune",
+           "GradientProjectionSGD",
+           "LwF",
+]

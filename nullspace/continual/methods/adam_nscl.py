@@ -60,7 +60,7 @@ class AdamNSCL(torch.optim.Optimizer):
             raise ValueError(f"lr must be positive, got {lr}.")
         if project not in {"update", "gradient"}:
             raise ValueError(f"project must be 'update' (the paper) or 'gradient', got {project!r}.")
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
         members = {id(p) for group in self.param_groups for p in group["params"]}
         self.null_spaces: dict[nn.Parameter, NullSpace] = {}
         for p, ns in (null_spaces or {}).items():

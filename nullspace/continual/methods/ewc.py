@@ -35,7 +35,8 @@ def diagonal_fisher(model: ContinualModel, task: Task, max_samples: int = 500,
 
     per_sample_grads = vmap(grad(sample_loss), in_dims=(None, 0, 0))
     fisher = {name: torch.zeros_like(params[name]) for name in names}
-    x_all, y_all = task.train_x[:max_samples], task.train_y[:max_samples]
+    where = next(model.parameters()).device
+    x_all, y_all = task.train_x[:max_samples].to(where), task.train_y[:max_samples].to(where)
     for start in range(0, len(x_all), batch_size):
         grads = per_sample_grads({n: params[n] for n in names}, x_all[start:start + batch_size],
                                  y_all[start:start + batch_size])

@@ -21,7 +21,7 @@ from nullspace.continual.methods.projection import prepare_for_steps
 from nullspace.continual.models import ContinualModel
 from nullspace.linalg import EnergyRule, NullSpace
 
-__all__ = ["GradientProjectionSGD", "GPM"]
+__all__ = ["GPM", "GradientProjectionSGD"]
 
 
 class GradientProjectionSGD(torch.optim.SGD):

@@ -54,7 +54,7 @@ def exercise_4_2(range_share) -> str:
     inside = torch.randn(3, 10, generator=g, dtype=torch.float64) @ ns.projector()
     outside = torch.randn(3, 4, generator=g, dtype=torch.float64) @ u1.T
     for update, expected in ((inside, 0.0), (outside, 1.0), (inside + outside,
-                                                             float((outside.norm() / (inside + outside).norm())))):
+                                                             float(outside.norm() / (inside + outside).norm()))):
         got = float(range_share(update, u1))
         assert abs(got - expected) < 1e-6, \
             f"got {got:.4f}, expected {expected:.4f}: ‖update U1‖_F / ‖update‖_F."
