@@ -5,6 +5,9 @@ seconds per run, and the time of one Adam-NSCL training step relative to one pla
 the course CNN, measured in this run by interleaving the two on the same batches.
 
     python benchmarks/continual.py [--seeds 0 1 2] [--benchmarks digits gratings] [--json out.json]
+
+With ``NULLSPACE_CL_BENCHMARK=cifar100`` (and ``NULLSPACE_CIFAR100_DIR`` pointing at the
+``cifar-100-python`` folder) it runs the paper's 10-split CIFAR-100 with ResNet-18 instead: a GPU job.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import torch.nn.functional as F
 from nullspace.continual import recipes
 from nullspace.continual.methods import AdamNSCL, AdamNSCLMethod
 from nullspace.continual.trainer import train_sequence
+from nullspace.settings import cl_benchmark_name
 
 
 def format_stat(values: list[float]) -> str:
@@ -58,7 +62,9 @@ def step_time_ratio(name: str, seed: int = 0, steps: int = 60, rounds: int = 7) 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--benchmarks", nargs="+", default=["digits", "gratings"])
+    default_benchmarks = ["cifar100"] if cl_benchmark_name() == "cifar100" else ["digits", "gratings"]
+    parser.add_argument("--benchmarks", nargs="+", default=default_benchmarks,
+                        help="default: digits and gratings, or cifar100 when NULLSPACE_CL_BENCHMARK=cifar100")
     parser.add_argument("--methods", nargs="+", default=list(recipes.METHOD_NAMES))
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for these models)")
     parser.add_argument("--json", help="also write every run's accuracy matrix and metrics here")

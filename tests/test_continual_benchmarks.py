@@ -9,6 +9,15 @@ import torch
 from nullspace.continual.benchmarks import colour_gratings, load_benchmark, split_cifar100, split_digits
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_split_digits_has_five_two_class_tasks():
     bench = split_digits()
     assert bench.num_tasks == 5 and bench.input_shape == (1, 8, 8)
@@ -68,3 +77,17 @@ def test_missing_cifar100_says_how_to_get_it(tmp_path):
 def test_unknown_benchmark_lists_the_choices():
     with pytest.raises(ValueError, match="digits, gratings, cifar100"):
         load_benchmark("mnist")
+
+
+def test_cifar100_runs_end_to_end_with_a_small_resnet_and_adam_nscl(tmp_path):
+    from nullspace.continual.methods import AdamNSCLMethod
+    from nullspace.continual.models import PreActResNet18
+    from nullspace.continual.trainer import TrainConfig, train_sequence
+
+    bench = split_cifar100(write_fake_cifar100(tmp_path)).subset(2)
+    method = AdamNSCLMethod(lr=1e-3)
+    result, model = train_sequence(bench, method, lambda: PreActResNet18(bench.input_shape, 2, 10, width=4),
+                                   TrainConfig(epochs=1, batch_size=10))
+    assert result.accuracy.shape == (2, 2) and not np.isnan(result.accuracy[1]).any()
+    assert len(method.null_dims) == 2 and set(method.null_dims[0]) == set(model.shared_layers())
+    assert model.normalisation_frozen

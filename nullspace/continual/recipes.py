@@ -39,12 +39,17 @@ def train_config(name: str, seed: int = 0, epochs: int | None = None) -> TrainCo
 
 
 def course_methods(name: str) -> dict[str, Callable[[], ContinualMethod]]:
-    """Factories of every method with the course's hyperparameters for benchmark ``name``."""
+    """Factories of every method with the course's hyperparameters for benchmark ``name``.
+
+    On CIFAR-100 (ResNet-18, GPU) the shared layers use the paper's smaller learning rate (1e-4,
+    heads 1e-3); this setting has not been run on the course's machine (it has no GPU).
+    """
+    lr, head_lr = (1e-4, 1e-3) if name == "cifar100" else (1e-3, NSCL_HEAD_LR)
     return {
         "finetune-sgd": lambda: FineTune("sgd", lr=0.02),
-        "finetune-adam": lambda: FineTune("adam", lr=1e-3),
-        "ewc": lambda: EWC(strength=EWC_STRENGTH[name], lr=1e-3),
-        "lwf": lambda: LwF(strength=1.0, temperature=2.0, lr=1e-3),
+        "finetune-adam": lambda: FineTune("adam", lr=lr),
+        "ewc": lambda: EWC(strength=EWC_STRENGTH[name], lr=lr),
+        "lwf": lambda: LwF(strength=1.0, temperature=2.0, lr=lr),
         "gpm": lambda: GPM(lr=0.02, momentum=0.9),
-        "adam-nscl": lambda: AdamNSCLMethod(rule=EnergyRule(NSCL_ENERGY), lr=1e-3, head_lr=NSCL_HEAD_LR),
+        "adam-nscl": lambda: AdamNSCLMethod(rule=EnergyRule(NSCL_ENERGY), lr=lr, head_lr=head_lr),
     }
