@@ -26,14 +26,16 @@ def one_thread():
 
 
 def two_task_benchmark(seed: int = 0) -> Benchmark:
-    """Task 1 lives in the red channel only, so the first conv's inputs on it have an exact null
-    space (the 18 green and blue patch coordinates); task 2 uses every channel."""
+    """In task 1 the green channel copies the red one and the blue one is −½ red, so the first
+    conv's input patches have an exact 18-dimensional null space that is not aligned with the
+    coordinate axes; task 2 uses independent channels."""
     g = torch.Generator().manual_seed(seed)
     tasks = []
     for index in range(2):
         x = torch.randn(96, 3, 8, 8, generator=g)
         if index == 0:
-            x[:, 1:] = 0
+            x[:, 1] = x[:, 0]
+            x[:, 2] = -0.5 * x[:, 0]
         y = (x[:, :, :4].mean((1, 2, 3)) > x[:, :, 4:].mean((1, 2, 3))).long()
         tasks.append(Task(index, (2 * index, 2 * index + 1), x[:64], y[:64], x[64:], y[64:]))
     return Benchmark("two-task", tuple(tasks), (3, 8, 8), 2)
