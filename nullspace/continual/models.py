@@ -147,13 +147,13 @@ class PreActResNet18(ContinualModel):
         return F.adaptive_avg_pool2d(F.relu(self.bn(out)), 1).flatten(1)
 
 
-def model_for(benchmark_name: str, input_shape: tuple[int, int, int], num_tasks: int,
-              classes_per_task: int, architecture: str = "cnn") -> ContinualModel:
-    """The course's model for a benchmark: the small CNN (5×5 first kernel on colour inputs,
-    3×3 on the 8×8 digits), or ``architecture="resnet18"`` for GPU users."""
+def model_for(input_shape: tuple[int, int, int], num_tasks: int, classes_per_task: int,
+              architecture: str = "cnn") -> ContinualModel:
+    """The course's model: the small CNN with a 5×5 first kernel (75-dimensional patches on colour,
+    25 on the grey digits, so the first layer keeps room for later tasks), or
+    ``architecture="resnet18"`` for GPU users."""
     if architecture == "resnet18":
         return PreActResNet18(input_shape, num_tasks, classes_per_task)
     if architecture != "cnn":
         raise ValueError(f"unknown architecture {architecture!r}: choose 'cnn' or 'resnet18'.")
-    first_kernel = 5
-    return SmallCNN(input_shape, num_tasks, classes_per_task, first_kernel=first_kernel)
+    return SmallCNN(input_shape, num_tasks, classes_per_task, first_kernel=5)

@@ -30,7 +30,7 @@ METHOD_NAMES = ("finetune-sgd", "finetune-adam", "ewc", "lwf", "gpm", "adam-nscl
 def model_factory(name: str, bench: Benchmark) -> Callable[[], ContinualModel]:
     """The model for a benchmark: the course CNN, or the pre-activation ResNet-18 on CIFAR-100."""
     architecture = "resnet18" if name == "cifar100" else "cnn"
-    return lambda: model_for(name, bench.input_shape, bench.num_tasks, bench.classes_per_task, architecture)
+    return lambda: model_for(bench.input_shape, bench.num_tasks, bench.classes_per_task, architecture)
 
 
 def train_config(name: str, seed: int = 0, epochs: int | None = None) -> TrainConfig:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -50,7 +50,6 @@ class RunResult:
     step_seconds: list[float]                          # mean training-step time per task
     seconds: float
     epochs: int
-    extras: dict = field(default_factory=dict)
 
     @property
     def metrics(self) -> dict[str, float]:
