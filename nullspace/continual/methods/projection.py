@@ -18,7 +18,11 @@ __all__ = ["StepNullSpace", "prepare_for_steps"]
 
 
 class StepNullSpace(NullSpace):
-    """A :class:`NullSpace` whose bases are computed once (same values, same ``project``)."""
+    """A :class:`NullSpace` whose size and bases are computed once (same values, same ``project``)."""
+
+    @cached_property
+    def null_dim(self) -> int:  # type: ignore[override]
+        return int(self.mask.sum())
 
     @cached_property
     def basis(self) -> torch.Tensor:  # type: ignore[override]
