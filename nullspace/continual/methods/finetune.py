@@ -1,0 +1,31 @@
+"""Naive fine-tuning: keep training the shared layers on each new task (the forgetting baseline)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nullspace.continual.benchmarks import Task
+from nullspace.continual.methods.base import ContinualMethod
+from nullspace.continual.models import ContinualModel
+
+__all__ = ["FineTune"]
+
+
+class FineTune(ContinualMethod):
+    """Plain SGD (with momentum) or Adam on every task, nothing done against forgetting."""
+
+    def __init__(self, optimizer: str = "adam", lr: float | None = None, momentum: float = 0.9) -> None:
+        if optimizer not in {"adam", "sgd"}:
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}.")
+        self.kind = optimizer
+        self.lr = lr if lr is not None else (1e-3 if optimizer == "adam" else 0.02)
+        self.momentum = momentum
+        self.name = f"fine-tuning ({'Adam' if optimizer == 'adam' else 'SGD'})"
+
+    def optimizer(self, model: ContinualModel, task: Task, shared: list[nn.Parameter],
+                  head: list[nn.Parameter]) -> torch.optim.Optimizer:
+        params = shared + head
+        if self.kind == "adam":
+            return torch.optim.Adam(params, lr=self.lr)
+        return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum)
