@@ -48,7 +48,7 @@ def layer_input_rows(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         if module.groups != 1:
             raise ValueError("grouped convolutions are not supported: their weight is block-diagonal.")
         if isinstance(module.padding, str):
-            raise ValueError("string padding ('same') is not supported: give the padding as numbers.")
+            raise TypeError("string padding ('same') is not supported: give the padding as numbers.")
         cols = F.unfold(x, module.kernel_size, dilation=module.dilation,
                         padding=module.padding, stride=module.stride)  # (N, C·k·k, L)
         return cols.transpose(1, 2).reshape(-1, cols.shape[1])

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from nullspace.linalg import SelectionRule, null_space
 
-__all__ = ["COLORS", "use_course_style", "new_figure", "plot_spectrum"]
+__all__ = ["COLORS", "new_figure", "plot_spectrum", "use_course_style"]
 
 COLORS = {
     "data": "#4C72B0",      # inputs / preserved knowledge

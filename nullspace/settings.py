@@ -19,7 +19,7 @@ from typing import TypeVar
 import torch
 from tqdm import tqdm
 
-__all__ = ["edit_model_name", "cl_benchmark_name", "device", "progress_enabled", "progress"]
+__all__ = ["cl_benchmark_name", "device", "edit_model_name", "progress", "progress_enabled"]
 
 T = TypeVar("T")
 

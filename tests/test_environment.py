@@ -23,7 +23,7 @@ def pins_from_environment() -> dict[str, str]:
 
 def test_every_dependency_is_pinned_exactly():
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    for req in project["dependencies"] + sum(project["optional-dependencies"].values(), []):
+    for req in project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]:
         assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[0-9][^\s,;<>]*", req), f"not an exact pin: {req}"
 
 

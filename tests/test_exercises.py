@@ -17,8 +17,8 @@ EXERCISES = [ex for nb in solution_notebooks() for ex in exercise_cells(nb)]
 def run_check(exercise, source: str) -> Verdict:
     namespace: dict = {}
     for setup in exercise.setup_sources:
-        exec(compile(setup, f"<setup of {exercise.notebook.name}>", "exec"), namespace)
-    exec(compile(source, f"<exercise {exercise.exercise}>", "exec"), namespace)
+        exec(compile(setup, f"<setup of {exercise.notebook.name}>", "exec"), namespace)  # noqa: S102
+    exec(compile(source, f"<exercise {exercise.exercise}>", "exec"), namespace)  # noqa: S102
     verdict = eval(compile(exercise.check_source.strip().rstrip(";"), "<check>", "eval"), namespace)
     assert isinstance(verdict, Verdict), f"the check cell of {exercise.exercise} must return a Verdict"
     return verdict

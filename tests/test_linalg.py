@@ -63,7 +63,7 @@ def test_accumulator_accepts_numpy_and_rejects_bad_batches():
     with pytest.raises(ValueError, match="NaN or Inf"):
         acc.update(torch.tensor([[1.0, float("nan"), 0.0]]))
     with pytest.raises(ValueError, match="no samples"):
-        CovarianceAccumulator(3).covariance
+        _ = CovarianceAccumulator(3).covariance
 
 
 # --- projector properties ------------------------------------------------------------------------

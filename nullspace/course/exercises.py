@@ -27,8 +27,14 @@ import nbformat
 
 from nullspace.paths import EXERCISES_DIR, NOTEBOOKS_DIR
 
-__all__ = ["Exercise", "exercise_cells", "stub_source", "exercise_notebook", "solution_notebooks",
-           "write_exercise_notebooks"]
+__all__ = [
+    "Exercise",
+    "exercise_cells",
+    "exercise_notebook",
+    "solution_notebooks",
+    "stub_source",
+    "write_exercise_notebooks",
+]
 
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION\s*$")
 END = re.compile(r"^[ \t]*# END SOLUTION\s*$")

@@ -50,7 +50,7 @@ def exercise_check(exercise: str, title: str) -> Callable[[Callable[..., str | N
                 return Verdict(exercise, title, False, False, "")
             except AssertionError as err:
                 return Verdict(exercise, title, False, True, str(err) or "an assertion failed.")
-            except Exception as err:  # the learner's code crashed: show where, briefly
+            except Exception as err:  # noqa: BLE001 — the learner's code crashed: show where, briefly
                 where = traceback.extract_tb(err.__traceback__)[-1]
                 return Verdict(exercise, title, False, True,
                                f"your code raised {type(err).__name__}: {err} "

@@ -25,7 +25,6 @@ from torch import nn
 from nullspace.continual.benchmarks import Task
 from nullspace.continual.feature_covariance import TaskCovariances
 from nullspace.continual.methods.base import ContinualMethod
-from nullspace.continual.methods.projection import prepare_for_steps
 from nullspace.continual.models import ContinualModel
 from nullspace.linalg import EnergyRule, NullSpace, SelectionRule
 
@@ -72,7 +71,7 @@ class AdamNSCL(torch.optim.Optimizer):
             if p.numel() // p.shape[0] != ns.dim:
                 raise ValueError(f"a parameter of shape {tuple(p.shape)} viewed as (out, d) has d = "
                                  f"{p.numel() // p.shape[0]}, but its null space has dimension {ns.dim}.")
-            self.null_spaces[p] = prepare_for_steps(ns, p)
+            self.null_spaces[p] = ns.to(p)
         self.scale_by_frobenius = scale_by_frobenius
         self.project_what = project
         self.projected_steps = 0

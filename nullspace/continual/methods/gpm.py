@@ -17,7 +17,6 @@ from torch import nn
 from nullspace.continual.benchmarks import Task
 from nullspace.continual.feature_covariance import TaskCovariances
 from nullspace.continual.methods.base import ContinualMethod
-from nullspace.continual.methods.projection import prepare_for_steps
 from nullspace.continual.models import ContinualModel
 from nullspace.linalg import EnergyRule, NullSpace
 
@@ -31,7 +30,7 @@ class GradientProjectionSGD(torch.optim.SGD):
     def __init__(self, params: Iterable[nn.Parameter] | Iterable[dict], lr: float,
                  null_spaces: Mapping[nn.Parameter, NullSpace] | None = None, momentum: float = 0.0) -> None:
         super().__init__(params, lr=lr, momentum=momentum)
-        self.null_spaces = {p: prepare_for_steps(ns, p) for p, ns in (null_spaces or {}).items()}
+        self.null_spaces = {p: ns.to(p) for p, ns in (null_spaces or {}).items()}
 
     @torch.no_grad()
     def step(self, closure=None):  # type: ignore[override]
