@@ -6,6 +6,8 @@ from the small offline defaults to the papers' real setting:
 * ``NULLSPACE_EDIT_MODEL``: ``course-gpt2`` (default: the small GPT-2 shipped in ``data/``) or a
   Hugging Face name such as ``gpt2-xl`` (weights must already be in the local Hugging Face cache).
 * ``NULLSPACE_CL_BENCHMARK``: ``digits`` (default) or ``cifar100`` (needs the CIFAR-100 files).
+* ``NULLSPACE_CIFAR100_DIR``: the folder holding CIFAR-100's python files (``train``, ``test``,
+  ``meta``); default ``data/cifar-100-python``.
 * ``NULLSPACE_DEVICE``: ``cpu`` (default when no GPU) or ``cuda``.
 * ``NULLSPACE_PROGRESS``: ``1`` (default) shows progress bars; ``0`` hides them (tests, builds).
 """
