@@ -242,7 +242,12 @@ class World:
         preserved = self.preserved_people
         records = []
         for case_id, person in enumerate(self.edit_people):
-            rel = self.relations[rng.integers(len(self.relations))]
+            # edit a relation whose true object some preserved person shares, so that the
+            # request has neighbours to measure specificity on
+            shared = [r for r in self.relations
+                      if any(p.facts[r.relation_id] == person.facts[r.relation_id] for p in preserved)]
+            candidates = shared or list(self.relations)
+            rel = candidates[rng.integers(len(candidates))]
             true = person.facts[rel.relation_id]
             new = _choose_other(rng, rel.objects, true)
             prefix_person = preserved[rng.integers(len(preserved))]
