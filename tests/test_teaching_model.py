@@ -1,7 +1,6 @@
 """The shipped teaching model: loads offline like any GPT-2, knows its facts, stores them at the
 subject; the tools that read keys, find target vectors and trace facts behave."""
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -10,6 +9,7 @@ import pytest
 import torch
 from transformers import GPT2LMHeadModel
 
+from nullspace.data_checksums import mismatches, read_checksums
 from nullspace.editing.hparams import hparams_for
 from nullspace.editing.keys import compute_ks, ffn_output_layer, subject_token_index
 from nullspace.editing.models import COURSE_MODEL_DIR, ModelNotAvailableError, load_model
@@ -30,15 +30,16 @@ def shipped():
 
 
 def test_checksums_of_shipped_files_match():
-    listing = (DATA_DIR / "CHECKSUMS.sha256").read_text().splitlines()
-    assert listing, "data/CHECKSUMS.sha256 is empty"
-    for line in listing:
-        digest, name = line.split(maxsplit=1)
-        path = REPO_ROOT / name.strip()
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, f"{name} changed"
-    listed = {line.split(maxsplit=1)[1].strip() for line in listing}
+    assert not mismatches(), "data/ differs from data/CHECKSUMS.sha256"
+    recorded = read_checksums()
     for path in (COURSE_MODEL_DIR / "model.safetensors", DATA_DIR / "world" / "counterfact.json"):
-        assert str(path.relative_to(REPO_ROOT)) in listed
+        assert str(path.relative_to(REPO_ROOT)) in recorded
+
+
+def test_a_changed_file_is_reported(tmp_path):
+    listing = tmp_path / "CHECKSUMS.sha256"
+    listing.write_text("0" * 64 + "  data/world/world.json\n")
+    assert any(p.startswith("changed: data/world/world.json") for p in mismatches(listing))
 
 
 def test_shipped_model_is_a_plain_gpt2_in_safetensors(shipped):

@@ -80,7 +80,7 @@ def exercise_5_3(rank_one_edit) -> str:
 def exercise_5_4(least_squares_edit) -> str:
     g = torch.Generator().manual_seed(54)
     weight = torch.randn(5, 12, generator=g, dtype=torch.float64)
-    preserved = torch.randn(8, 12, generator=g, dtype=torch.float64)
+    preserved = torch.randn(14, 12, generator=g, dtype=torch.float64)
     new_key = torch.randn(1, 12, generator=g, dtype=torch.float64)
     new_value = torch.randn(1, 5, generator=g, dtype=torch.float64)
     delta = least_squares_edit(weight, preserved, new_key, new_value).double()
@@ -90,4 +90,4 @@ def exercise_5_4(least_squares_edit) -> str:
         "Δ differs from (V1 − W K1) K1ᵀ (K0 K0ᵀ + K1 K1ᵀ)⁻¹; remember the keys are rows here, so the " \
         "paper's K is keys.T."
     untouched = (delta @ preserved.T).norm() / (weight @ preserved.T).norm()
-    return f"the preserved outputs moved by {100 * float(untouched):.2g}% (8 preserved keys in 12 dimensions)."
+    return f"the 14 preserved outputs moved by {100 * float(untouched):.2g}% (their keys fill all 12 dimensions)."
