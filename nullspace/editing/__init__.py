@@ -8,4 +8,4 @@ with warnings.catch_warnings():
     # huggingface_hub (imported by transformers) loads tqdm.auto, which warns "IProgress not
     # found" in Jupyter kernels without ipywidgets; that warning would land in every lesson.
     warnings.simplefilter("ignore", TqdmWarning)
-    import huggingface_hub  # noqa: F401
+    import tqdm.auto  # noqa: F401  (imported here once, so later imports are silent)
