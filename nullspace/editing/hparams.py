@@ -55,11 +55,13 @@ _HPARAMS: dict[str, EditHyperParams] = {
     # weight decay 0.5, clamp 0.75).
     "gpt2-xl": EditHyperParams(layers=(13, 14, 15, 16, 17), v_num_grad_steps=20, v_lr=0.5,
                                kl_factor=0.0625, v_weight_decay=0.5, clamp_norm_factor=0.75),
-    # The teaching model recalls facts in its MLP-only blocks 0-1 at the subject (see lesson 5's
-    # causal trace), so both are edited, as MEMIT spreads an edit over the layers that recall it.
-    # Its hidden states are small (d_model = 128) and the answer sits one attention hop away, so
-    # the official step count and learning rate reach the target; the official clamp and KL weight
-    # are kept.
+    # The teaching model has MLPs only in blocks 0-1, before any attention, so a fact about the
+    # subject can only be looked up there; both are edited, as MEMIT spreads an edit over the
+    # layers that recall it. The official clamp, KL weight, weight decay and learning rate are
+    # kept; 25 steps instead of 20. Measured on the interim shipped model (benchmarks/
+    # teaching_model.py): with 5 contexts, 31/100 requests reach top-1 with NLL < 0.5 within the
+    # clamp (every δ hits the clamp: the interim model's facts are weak); these values are to be
+    # re-tuned once the model is retrained.
     "course-gpt2": EditHyperParams(layers=(0, 1), v_num_grad_steps=25, v_lr=0.5, kl_factor=0.0625,
                                    v_weight_decay=0.5, clamp_norm_factor=0.75),
 }
