@@ -61,7 +61,9 @@ class TrainingConfig:
     freeze_embeddings: bool = False
     seq_len: int = 96
     batch_size: int = 24
-    steps: int = 1200
+    # 3,000 steps: a run of this config reached 0.76 top-1 (100-person probe) after 1,300 of them,
+    # 0.20 after 1,200 steps of a 1,200-step schedule (the interim shipped model)
+    steps: int = 3000
     learning_rate: float = 2e-3
     weight_decay: float = 0.01
     warmup_steps: int = 100
