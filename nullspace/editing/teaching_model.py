@@ -17,9 +17,11 @@ ordinary GPT-2 weights, so the saved model needs no custom code.
 With ``random_keys`` the FFN input weights of the MLP-only blocks are fixed at sparse random
 features (ReLU, negative bias): each person's key then switches on a small, nearly private set
 of units, instead of the few shared directions a small trained FFN squeezes six facts per person
-into (measured: effective rank ~500 of 600 people and mean |cos| 0.03, against ~70 and 0.31 for a
-trained GELU FFN in an earlier prototype). Only ``W_out``, the matrix the editing methods change,
-is trained in those blocks.
+into. Measured keys of 600 people: effective rank ~520 and centred mean |cos| 0.03 at
+initialisation; 318 / 237 and 0.12 / 0.15 (blocks 0 / 1) after the interim 1,200-step training,
+as the trained embeddings group people who share attributes; an earlier prototype with a trained
+GELU FFN had ~70 and 0.31. Only ``W_out``, the matrix the editing methods change, is trained in
+those blocks.
 """
 
 from __future__ import annotations
