@@ -34,6 +34,7 @@ def alphaedit_update(
     *,
     l2_weight: float = 1.0,
     edited_covariance: torch.Tensor | None = None,
+    projected_edited_covariance: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """AlphaEdit's update (Eq. 14) in the official solve form.
 
@@ -44,6 +45,8 @@ def alphaedit_update(
             (``NullSpace.projector()``).
         l2_weight: the weight of ``‖Δ̃P‖²`` (1 in Eq. 14; the official GPT-2 XL code uses 10).
         edited_covariance: ``Kp Kpᵀ`` of earlier batches, or None.
+        projected_edited_covariance: ``P Kp Kpᵀ`` instead of ``edited_covariance``, for callers
+            that keep it up to date batch by batch (saves a ``d³`` product per batch).
 
     Returns:
         ``Δ`` of shape ``(d_out, d_in)``, float64; ``Δ P = Δ``, so ``Δ K0 = 0`` whenever ``P K0 = 0``.
@@ -55,10 +58,18 @@ def alphaedit_update(
     r = as_float64(residuals, "residuals").to(k.device)
     p = as_float64(projector, "projector").to(k.device)
     check_square(p, d_in, "projector")
-    moment = k.T @ k
+    if edited_covariance is not None and projected_edited_covariance is not None:
+        raise ValueError("pass edited_covariance or projected_edited_covariance, not both.")
+    # P (K1 K1ᵀ + Kp Kpᵀ), formed as (P K1)(K1ᵀ) so that the new keys cost d²·u, not d³.
+    system = (p @ k.T) @ k
     if edited_covariance is not None:
         cp = as_float64(edited_covariance, "edited_covariance").to(k.device)
         check_square(cp, d_in, "edited_covariance")
-        moment = moment + cp
-    system = p @ moment + l2_weight * torch.eye(d_in, dtype=torch.float64, device=k.device)
+        system = system + p @ cp
+    if projected_edited_covariance is not None:
+        pcp = as_float64(projected_edited_covariance, "projected_edited_covariance").to(k.device)
+        check_square(pcp, d_in, "projected_edited_covariance")
+        system = system + pcp
+    system.diagonal().add_(l2_weight)
     return torch.linalg.solve(system, p @ (k.T @ r)).T
+

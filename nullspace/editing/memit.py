@@ -56,3 +56,4 @@ def memit_update(
         system = system + cp
     # Δᵀ = A⁻¹ K1 Rᵀ with A symmetric, so Δ = R K1ᵀ A⁻¹.
     return torch.linalg.solve(system, k.T @ r).T
+
