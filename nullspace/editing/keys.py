@@ -1,0 +1,91 @@
+"""Reading FFN keys at the subject's last token (AlphaEdit Eq. 2; ROME/MEMIT ``compute_ks``).
+
+In a GPT-2 block the FFN is ``m = W_out σ(W_in γ(h))`` (AlphaEdit Eq. 1). Its output matrix
+``W = W_out`` is ``transformer.h[l].mlp.c_proj``; the *key* ``k`` is the input of ``c_proj`` (after
+the non-linearity) and the *value* is its output ``v = W k (+ bias)`` (Eq. 2). Locate-then-edit
+methods read the key where the subject ends, and average it over several short context prefixes
+so that the edit does not depend on what came before the subject.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+__all__ = ["ffn_output_layer", "subject_token_index", "compute_ks", "keys_at"]
+
+
+def ffn_output_layer(model: PreTrainedModel, layer: int) -> nn.Module:
+    """The FFN output matrix ``W`` of block ``layer`` (GPT-2's ``transformer.h[layer].mlp.c_proj``)."""
+    blocks = model.transformer.h
+    if not 0 <= layer < len(blocks):
+        raise IndexError(f"layer {layer} does not exist: the model has blocks 0..{len(blocks) - 1}.")
+    return blocks[layer].mlp.c_proj
+
+
+def subject_token_index(tokenizer: PreTrainedTokenizerBase, prompt: str, subject: str) -> int:
+    """Position of the subject's last token in ``prompt.format(subject)``.
+
+    ``prompt`` contains ``{}`` where the subject goes (the CounterFact convention). The index is
+    the length of the tokenised text up to and including the subject, minus one.
+    """
+    if prompt.count("{}") != 1:
+        raise ValueError(f"the prompt must contain exactly one '{{}}' for the subject, got {prompt!r}.")
+    before = prompt[: prompt.index("{}")]
+    n_tokens = len(tokenizer(before + subject, add_special_tokens=False)["input_ids"])
+    if n_tokens == 0:
+        raise ValueError(f"the subject {subject!r} encodes to no token.")
+    return n_tokens - 1
+
+
+def keys_at(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, layer: int,
+            texts: Sequence[str], positions: Sequence[int], batch_size: int = 256) -> torch.Tensor:
+    """The keys (inputs of ``c_proj`` in block ``layer``) at one position per text,
+    shape ``(len(texts), d_ff)``."""
+    if len(texts) != len(positions):
+        raise ValueError(f"got {len(texts)} texts but {len(positions)} positions.")
+    module = ffn_output_layer(model, layer)
+    device = next(model.parameters()).device
+    captured: list[torch.Tensor] = []
+    handle = module.register_forward_hook(lambda _m, inputs, _o: captured.append(inputs[0].detach()))
+    rows = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(texts), batch_size):
+                enc = tokenizer(list(texts[start:start + batch_size]), return_tensors="pt", padding=True,
+                                add_special_tokens=False)
+                captured.clear()
+                model(**{k: v.to(device) for k, v in enc.items()})
+                index = torch.tensor(positions[start:start + batch_size], device=device)
+                rows.append(captured[0][torch.arange(len(index), device=device), index].float().cpu())
+    finally:
+        handle.remove()
+    return torch.cat(rows)
+
+
+def compute_ks(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, layer: int,
+               prompts: Sequence[str], subjects: Sequence[str],
+               context_templates: Sequence[str] = ("{}",)) -> torch.Tensor:
+    """One key per request: the key at the subject's last token, averaged over contexts.
+
+    ``prompts[i]`` has ``{}`` for ``subjects[i]``; each context template has ``{}`` for the
+    prompt (``"{}"`` is the prompt alone; ``"Kelric owns a dog. {}"`` puts a sentence before it),
+    as in MEMIT's ``compute_ks``. Returns ``(len(prompts), d_ff)`` in float32.
+    """
+    if len(prompts) != len(subjects):
+        raise ValueError(f"got {len(prompts)} prompts but {len(subjects)} subjects.")
+    if not context_templates:
+        raise ValueError("context_templates is empty: pass at least ('{}',).")
+    texts, positions = [], []
+    for prompt, subject in zip(prompts, subjects):
+        for context in context_templates:
+            full_prompt = context.replace("{}", prompt, 1) if "{}" in context else None
+            if full_prompt is None:
+                raise ValueError(f"every context template needs a '{{}}' for the prompt, got {context!r}.")
+            texts.append(full_prompt.format(subject))
+            positions.append(subject_token_index(tokenizer, full_prompt, subject))
+    keys = keys_at(model, tokenizer, layer, texts, positions)
+    return keys.view(len(prompts), len(context_templates), -1).mean(1)

@@ -1,0 +1,146 @@
+"""Causal tracing in the spirit of ROME (Meng et al., 2022, §2.1): where is a fact recalled?
+
+1. Clean run: the model reads "Orsen lives in" and gives "Nairobi" probability ``p_clean``.
+2. Corrupted run: Gaussian noise is added to the subject's token embeddings; the probability
+   drops to ``p_corrupt`` (the model no longer knows who is meant).
+3. Restored runs: in the corrupted run, one internal state (a block's output, its MLP output or
+   its attention output) at one layer and one position is replaced by its clean value. If the
+   answer's probability comes back, that state carried the fact. The *indirect effect* of the
+   state is ``p_restored − p_corrupt``.
+
+Heat maps of the restored probability over (position, layer) are ROME's Figure 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from nullspace.editing.keys import subject_token_index
+from nullspace.editing.recall import object_token_id
+
+__all__ = ["KINDS", "TraceResult", "embedding_noise_level", "trace_fact", "plot_trace"]
+
+KINDS = ("hidden", "mlp", "attn")
+
+
+@dataclass(frozen=True)
+class TraceResult:
+    """Restored probabilities of one fact: ``restored[layer, position]`` for one ``kind``."""
+
+    tokens: list[str]
+    subject_positions: list[int]
+    kind: str
+    answer: str
+    p_clean: float
+    p_corrupt: float
+    restored: np.ndarray
+
+    @property
+    def indirect_effect(self) -> np.ndarray:
+        """``restored − p_corrupt`` per (layer, position)."""
+        return self.restored - self.p_corrupt
+
+
+def embedding_noise_level(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                          subjects: Sequence[str], factor: float = 3.0) -> float:
+    """ROME's noise scale: ``factor`` times the standard deviation of the subjects' token embeddings."""
+    ids = sorted({i for s in subjects for i in tokenizer(s, add_special_tokens=False)["input_ids"]})
+    if not ids:
+        raise ValueError("no subject tokens: pass at least one subject.")
+    embeddings = model.transformer.wte.weight[ids].detach().float()
+    return factor * float(embeddings.std())
+
+
+def _module(model: PreTrainedModel, kind: str, layer: int) -> torch.nn.Module:
+    block = model.transformer.h[layer]
+    return {"hidden": block, "mlp": block.mlp, "attn": block.attn}[kind]
+
+
+def _replace_output(output, row_values: torch.Tensor, position: int):
+    tensor = output[0] if isinstance(output, tuple) else output
+    tensor = tensor.clone()
+    tensor[1:, position] = row_values
+    return (tensor, *output[1:]) if isinstance(output, tuple) else tensor
+
+
+@torch.no_grad()
+def trace_fact(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: str, subject: str,
+               answer: str, kind: str = "hidden", noise: float = 0.1, samples: int = 10,
+               seed: int = 0) -> TraceResult:
+    """Trace one fact: ``prompt`` has ``{}`` for ``subject``; ``answer`` is the expected object.
+
+    Row 0 of every batch is the clean run and rows 1..``samples`` are corrupted with fixed noise
+    (seeded), so each restoration copies row 0's state into the other rows.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
+    text = prompt.format(subject)
+    ids = torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"])
+    last = subject_token_index(tokenizer, prompt, subject)
+    first = last + 1 - len(tokenizer(subject, add_special_tokens=False)["input_ids"])
+    subject_positions = list(range(max(first, 0), last + 1))
+    answer_id = object_token_id(tokenizer, answer)
+    device = next(model.parameters()).device
+    batch = ids[None].repeat(samples + 1, 1).to(device)
+    generator = torch.Generator().manual_seed(seed)
+    noise_values = noise * torch.randn(samples, len(subject_positions), model.config.n_embd, generator=generator)
+
+    def corrupt(_module, _inputs, output):
+        output = output.clone()
+        output[1:, subject_positions] += noise_values.to(output.device, output.dtype)
+        return output
+
+    def answer_probability() -> tuple[float, float]:
+        probs = torch.softmax(model(input_ids=batch).logits[:, -1].float(), dim=-1)[:, answer_id]
+        return float(probs[0]), float(probs[1:].mean())
+
+    clean_states: dict[int, torch.Tensor] = {}
+    n_layers = len(model.transformer.h)
+    record_handles = [
+        _module(model, kind, layer).register_forward_hook(
+            lambda _m, _i, out, layer=layer: clean_states.__setitem__(
+                layer, (out[0] if isinstance(out, tuple) else out)[0].detach().clone()))
+        for layer in range(n_layers)
+    ]
+    corrupt_handle = model.transformer.wte.register_forward_hook(corrupt)
+    try:
+        p_clean, p_corrupt = answer_probability()
+    finally:
+        for handle in record_handles:
+            handle.remove()
+    restored = np.zeros((n_layers, len(ids)))
+    try:
+        for layer in range(n_layers):
+            for position in range(len(ids)):
+                state = clean_states[layer][position]
+                handle = _module(model, kind, layer).register_forward_hook(
+                    lambda _m, _i, out, s=state, p=position: _replace_output(out, s, p))
+                try:
+                    restored[layer, position] = answer_probability()[1]
+                finally:
+                    handle.remove()
+    finally:
+        corrupt_handle.remove()
+    tokens = tokenizer.convert_ids_to_tokens(ids.tolist())
+    return TraceResult(tokens, subject_positions, kind, answer, p_clean, p_corrupt, restored)
+
+
+def plot_trace(ax: Axes, result: TraceResult, title: str = "") -> None:
+    """ROME-style heat map: positions down, layers across, colour = restored probability."""
+    names = {"hidden": "block output", "mlp": "MLP output", "attn": "attention output"}
+    image = ax.imshow(result.restored.T, cmap={"hidden": "Purples", "mlp": "Greens", "attn": "Reds"}[result.kind],
+                      vmin=min(result.p_corrupt, float(result.restored.min())), vmax=max(result.p_clean, 1e-9),
+                      aspect="auto")
+    labels = [f"{t}*" if i in result.subject_positions else t for i, t in enumerate(result.tokens)]
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xticks(range(result.restored.shape[0]))
+    ax.set_xlabel("layer")
+    ax.grid(False)
+    ax.set_title(title or f"restore {names[result.kind]}")
+    ax.figure.colorbar(image, ax=ax, label=f"p({result.answer})")
