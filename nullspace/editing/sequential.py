@@ -19,19 +19,45 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
 from nullspace.capture import weight_as_matrix
+from nullspace.editing.hparams import EditHyperParams
 from nullspace.editing.keys import compute_ks, subject_token_index
 from nullspace.editing.requests import EditRequest
 from nullspace.editing.spread import ffn_output, spread_over_layers
+from nullspace.editing.targets import compute_z
 
-__all__ = ["SequentialEditor", "KeyValueEditor", "TargetFunction", "subject_outputs", "request_keys"]
+__all__ = ["SequentialEditor", "KeyValueEditor", "TargetFunction", "TargetOptimizer", "subject_outputs",
+           "request_keys"]
 
 # (model, tokenizer, requests, layer) -> z, one row per request, (u, d_model), optimised at `layer`'s output
 TargetFunction = Callable[[nn.Module, object, Sequence[EditRequest], int], torch.Tensor]
+
+
+@dataclass
+class TargetOptimizer:
+    """The target vectors ``z`` of a batch by :func:`~nullspace.editing.targets.compute_z`, one
+    request at a time, at any layer (ROME asks for its own layer); keeps each request's final NLL
+    of the new object in :attr:`nll_history`, which caps what any weight solve can reach."""
+
+    hparams: EditHyperParams
+    context_templates: tuple[str, ...] = ("{}",)
+    nll_history: list[float] = field(default_factory=list)
+
+    def __call__(self, model: nn.Module, tokenizer, requests: Sequence[EditRequest], layer: int) -> torch.Tensor:
+        hparams = self.hparams if layer == self.hparams.target_layer else replace(self.hparams, layers=(layer,))
+        rows = []
+        for r in requests:
+            target = compute_z(model, tokenizer, {"prompt": r.prompt, "subject": r.subject,
+                                                  "target_new": {"str": r.target_new}},
+                               hparams, self.context_templates)
+            self.nll_history.append(target.nll)
+            rows.append(target.z)
+        return torch.stack(rows)
 
 
 @torch.no_grad()
