@@ -29,6 +29,7 @@ __all__ = [
     "build_memory",
     "edit_sequentially",
     "relative_error",
+    "random_orthonormal",
 ]
 
 KEY_GEOMETRIES = ("confined", "spanning", "decaying")
@@ -123,6 +124,7 @@ class SequentialTrace:
     edits: list[int] = field(default_factory=list)
     preserved_error: list[float] = field(default_factory=list)
     edited_error: list[float] = field(default_factory=list)
+    probe_error: list[float] = field(default_factory=list)
     weight: torch.Tensor | None = None
 
 
@@ -132,11 +134,14 @@ def edit_sequentially(
     new_values: torch.Tensor,
     batch_size: int,
     update: UpdateRule,
+    probe: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> SequentialTrace:
     """Insert ``(new_keys, new_values)`` batch by batch with ``update``, keeping ``Kp Kpᵀ``.
 
     After each batch the batch's ``K1 K1ᵀ`` joins the edited-key cache ``Kp Kpᵀ`` (as the official
-    code does); the trace records the error on the preserved pairs and on all pairs edited so far.
+    code does); the trace records the error on the preserved pairs and on all pairs edited so far,
+    and, when ``probe = (keys, values)`` is given, on those pairs too (say, preserved keys seen
+    in a slightly different context: ``K0`` plus a little noise, with their original values).
     """
     if new_keys.shape[0] != new_values.shape[0]:
         raise ValueError("new_keys and new_values must have the same number of rows.")
@@ -155,5 +160,7 @@ def edit_sequentially(
         trace.edits.append(done)
         trace.preserved_error.append(memory.preserved_error(weight))
         trace.edited_error.append(relative_error(weight, new_keys[:done], new_values[:done]))
+        if probe is not None:
+            trace.probe_error.append(relative_error(weight, *probe))
     trace.weight = weight
     return trace
