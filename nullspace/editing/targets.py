@@ -114,15 +114,18 @@ def compute_z(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, reques
     targets = torch.tensor(target_ids, device=device)
     slots = torch.tensor(answer_slots, device=device)[:, None] + torch.arange(len(target_ids), device=device)
 
-    with torch.no_grad():
-        clean = {}
-        handle = model.transformer.h[layer].register_forward_hook(
-            lambda _m, _i, out: clean.setdefault("h", _block_output(out)[0, positions[0]].detach().clone()))
-        try:
+    clean: list[torch.Tensor] = []
+
+    def record(_module, _inputs, output) -> None:
+        clean.append(_block_output(output)[0, positions[0]].detach().clone())
+
+    handle = model.transformer.h[layer].register_forward_hook(record)
+    try:
+        with torch.no_grad():
             model(input_ids=input_ids[:1], attention_mask=attention_mask[:1])
-        finally:
-            handle.remove()
-    hidden = clean["h"].float()
+    finally:
+        handle.remove()
+    hidden = clean[0].float()
     delta = torch.zeros_like(hidden, requires_grad=True)
     optimizer = torch.optim.Adam([delta], lr=hparams.v_lr)
     max_norm = hparams.clamp_norm_factor * hidden.norm()

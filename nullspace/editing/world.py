@@ -35,7 +35,7 @@ from nullspace.paths import DATA_DIR
 
 __all__ = [
     "Relation", "Person", "World", "RELATIONS", "WORLD_DIR",
-    "generate_world", "load_world", "save_world",
+    "generate_world", "save_world", "load_world", "load_counterfact", "load_zsre", "load_general_text",
 ]
 
 WORLD_DIR = DATA_DIR / "world"
