@@ -157,4 +157,4 @@ def compute_z(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, reques
         for param, flag in zip(model.parameters(), grad_flags):
             param.requires_grad_(flag)
     delta = delta.detach()
-    return TargetVector(z=hidden + delta, delta=delta, hidden=hidden, layer=layer, nll=float(nll), steps=step)
+    return TargetVector(z=hidden + delta, delta=delta, hidden=hidden, layer=layer, nll=float(nll.detach()), steps=step)

@@ -47,6 +47,7 @@ class TrainingConfig:
     attention_blocks: int = 3
     d_ff: int = 1024
     activation: str = "gelu_new"
+    split: bool = True
     random_keys: bool = False
     key_threshold: float = 1.5
     embedding_std: float = 0.02
@@ -81,7 +82,10 @@ def build_model(config: TrainingConfig, tokenizer: PreTrainedTokenizerFast) -> G
         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
     )
     model = GPT2LMHeadModel(gpt2_config)
+    model.loss_type = "ForCausalLM"  # the plain next-token loss, named so transformers does not warn
     for index, block in enumerate(model.transformer.h):
+        if not config.split:
+            continue
         if index < config.mlp_blocks:
             _zero_and_freeze(block.attn)
             if config.random_keys:

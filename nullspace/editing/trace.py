@@ -23,8 +23,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from nullspace.editing.keys import subject_token_index
 from nullspace.editing.recall import object_token_id
+from nullspace.editing.world import World
 
-__all__ = ["KINDS", "TraceResult", "embedding_noise_level", "trace_fact", "plot_trace"]
+__all__ = ["KINDS", "TraceResult", "embedding_noise_level", "trace_fact", "mean_indirect_effects", "plot_trace"]
 
 KINDS = ("hidden", "mlp", "attn")
 
@@ -129,6 +130,25 @@ def trace_fact(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, promp
         corrupt_handle.remove()
     tokens = tokenizer.convert_ids_to_tokens(ids.tolist())
     return TraceResult(tokens, subject_positions, kind, answer, p_clean, p_corrupt, restored)
+
+
+def mean_indirect_effects(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, world: World,
+                          facts: int = 20, seed: int = 1) -> dict[str, np.ndarray]:
+    """Mean indirect effect per kind, shape ``(n_layers, 2)``: column 0 at the subject's last
+    token, column 1 at the last token, over ``facts`` random (person, relation) facts of ``world``
+    (each traced with its relation's first template and ROME's noise level)."""
+    rng = np.random.default_rng(seed)
+    noise = embedding_noise_level(model, tokenizer, [p.name for p in world.people])
+    totals = {kind: np.zeros((model.config.n_layer, 2)) for kind in KINDS}
+    for i in rng.permutation(len(world.people))[:facts]:
+        person = world.people[i]
+        relation = world.relations[rng.integers(len(world.relations))]
+        for kind in KINDS:
+            result = trace_fact(model, tokenizer, relation.templates[0], person.name,
+                                person.facts[relation.relation_id], kind=kind, noise=noise)
+            effect = result.indirect_effect
+            totals[kind] += np.stack([effect[:, result.subject_positions[-1]], effect[:, -1]], axis=1) / facts
+    return totals
 
 
 def plot_trace(ax: Axes, result: TraceResult, title: str = "") -> None:

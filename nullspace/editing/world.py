@@ -217,6 +217,17 @@ class World:
         rng = np.random.default_rng([self.seed, seed, 7])
         return [self.biography(p, rng) for p in self.preserved_people for _ in range(biographies_per_person)]
 
+    def context_templates(self, count: int = 5) -> list[str]:
+        """``"{}"`` and ``count - 1`` templates that put one sentence of the general text before
+        the prompt (``"Kelric owns a dog. {}"``): the short prefixes over which keys and target
+        vectors are averaged (MEMIT's context templates, taken from the world instead of being
+        sampled from the model)."""
+        if count < 1:
+            raise ValueError(f"count must be at least 1, got {count}.")
+        first_sentences = [bio.split(". ")[0] + "." for bio in self.general_text()]
+        step = max(1, len(first_sentences) // count)
+        return ["{}"] + [s + " {}" for s in first_sentences[::step][: count - 1]]
+
     def fact_prompts(self, person: Person, kind: str = "templates") -> list[tuple[str, str, str]]:
         """``(relation_id, prompt, object)`` for every fact of ``person``; ``kind`` is
         ``"templates"`` (biography-style prompts) or ``"questions"``."""
@@ -242,7 +253,12 @@ class World:
         preserved = self.preserved_people
         records = []
         for case_id, person in enumerate(self.edit_people):
-            rel = self.relations[rng.integers(len(self.relations))]
+            # edit a relation whose true object some preserved person shares, so that the
+            # request has neighbours to measure specificity on
+            shared = [r for r in self.relations
+                      if any(p.facts[r.relation_id] == person.facts[r.relation_id] for p in preserved)]
+            candidates = shared or list(self.relations)
+            rel = candidates[rng.integers(len(candidates))]
             true = person.facts[rel.relation_id]
             new = _choose_other(rng, rel.objects, true)
             prefix_person = preserved[rng.integers(len(preserved))]
