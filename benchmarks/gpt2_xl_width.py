@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     words = [f"w{i}" for i in range(args.vocab)]
     tokenizer = build_tokenizer(words + ["lives", "in"])
     config = GPT2Config(vocab_size=len(tokenizer), n_positions=1024, n_embd=1600, n_head=25,
-                        n_inner=6400, n_layer=max(args.layers) + 1)
+                        n_inner=6400, n_layer=max(args.layers) + 1, bos_token_id=tokenizer.bos_token_id,
+                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     model = GPT2LMHeadModel(config).to(run_device).eval()
     params = sum(p.numel() for p in model.parameters())
     timings["build model"] = time.perf_counter() - start
