@@ -159,7 +159,7 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int = 
         ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(device)
         limit = getattr(model.config, "n_positions", 1024)
         for _ in range(min(max_new_tokens, limit - ids.shape[1])):
-            logits = model(input_ids=ids).logits[0, -1].float()
+            logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0, -1].float()
             values, indices = logits.topk(top_k)
             choice = indices[torch.multinomial(F.softmax(values, -1), 1, generator=generator)]
             ids = torch.cat([ids, choice.view(1, 1)], dim=1)
