@@ -65,7 +65,7 @@ def test_edited_key_cache_holds_the_re_extracted_keys(setup):
 
 
 def test_alphaedit_with_exact_null_space_keeps_protected_keys(setup):
-    model, tokenizer, requests, c0 = setup
+    model, tokenizer, requests, _ = setup
     # protect the keys of the last three requests at layer 1 exactly; edit the first three there
     protected = request_keys(model, tokenizer, 1, requests[3:], ("{}",)).double()
     values_before = model.transformer.h[1].mlp.c_proj(protected.float()).detach()

@@ -25,11 +25,11 @@ __all__ = [
     "KEY_GEOMETRIES",
     "AssociativeMemory",
     "SequentialTrace",
-    "sample_keys",
     "build_memory",
     "edit_sequentially",
-    "relative_error",
     "random_orthonormal",
+    "relative_error",
+    "sample_keys",
 ]
 
 KEY_GEOMETRIES = ("confined", "spanning", "decaying")

@@ -26,7 +26,7 @@ from nullspace.editing.sequential import (
 from nullspace.editing.spread import apply_delta
 from nullspace.linalg import NullSpace
 
-__all__ = ["MemitEditor", "AlphaEditEditor", "RomeEditor"]
+__all__ = ["AlphaEditEditor", "MemitEditor", "RomeEditor"]
 
 
 class MemitEditor(KeyValueEditor):

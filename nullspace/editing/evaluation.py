@@ -26,20 +26,20 @@ import torch
 import torch.nn.functional as F
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from nullspace.editing.ft import target_token_batch
+from nullspace.editing.prompts import target_token_batch
 from nullspace.editing.requests import EditRequest, QuestionRecord
 
 __all__ = [
-    "target_scores",
-    "counterfact_scores",
-    "zsre_scores",
-    "ngram_entropy",
-    "generate",
-    "fluency",
-    "consistency",
-    "fact_accuracy",
-    "perplexity",
     "CounterFactScores",
+    "consistency",
+    "counterfact_scores",
+    "fact_accuracy",
+    "fluency",
+    "generate",
+    "ngram_entropy",
+    "perplexity",
+    "target_scores",
+    "zsre_scores",
 ]
 
 

@@ -26,7 +26,7 @@ from nullspace.editing.requests import EditRequest
 from nullspace.editing.sequential import SequentialEditor
 from nullspace.settings import progress
 
-__all__ = ["GeneralAbilityProbe", "ExperimentResult", "run_sequential_editing", "harmonic_score"]
+__all__ = ["ExperimentResult", "GeneralAbilityProbe", "harmonic_score", "run_sequential_editing"]
 
 
 @dataclass

@@ -15,27 +15,12 @@ import torch
 import torch.nn.functional as F
 
 from nullspace.capture import weight_as_matrix
+from nullspace.editing.prompts import target_token_batch
 from nullspace.editing.requests import EditRequest
 from nullspace.editing.sequential import SequentialEditor
 from nullspace.editing.spread import ffn_output
 
-__all__ = ["FineTuneEditor", "target_token_batch"]
-
-
-def target_token_batch(tokenizer, prompts: Sequence[str], targets: Sequence[str], device: torch.device
-                       ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Tokenised ``prompt + " " + target`` texts and labels that score only the target's tokens
-    (``-100`` elsewhere), right-padded."""
-    texts, prompt_lengths = [], []
-    for prompt, target in zip(prompts, targets, strict=True):
-        prompt_lengths.append(len(tokenizer(prompt, add_special_tokens=False)["input_ids"]))
-        texts.append(f"{prompt} {target}")
-    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    labels = enc["input_ids"].clone()
-    labels[enc["attention_mask"] == 0] = -100
-    for row, length in enumerate(prompt_lengths):
-        labels[row, :length] = -100
-    return {k: v.to(device) for k, v in enc.items()}, labels.to(device)
+__all__ = ["FineTuneEditor"]
 
 
 class FineTuneEditor(SequentialEditor):

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from nullspace.editing.associative_memory import SequentialTrace
 from nullspace.plots import COLORS, RULE_COLORS, use_course_style
 
-__all__ = ["METHOD_COLORS", "plot_memory_traces", "plot_general_ability", "plot_hidden_shift"]
+__all__ = ["METHOD_COLORS", "plot_general_ability", "plot_hidden_shift", "plot_memory_traces"]
 
 METHOD_COLORS = {"unedited": COLORS["neutral"], "FT": "#937860", "ROME": COLORS["range"],
                  "MEMIT": COLORS["bad"], "AlphaEdit": COLORS["null"]}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["EditRequest", "QuestionRecord", "requests_from_counterfact", "questions_from_zsre"]
+__all__ = ["EditRequest", "QuestionRecord", "questions_from_zsre", "requests_from_counterfact"]
 
 
 def _field(record: Mapping, key: str, where: str):

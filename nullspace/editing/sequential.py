@@ -32,8 +32,14 @@ from nullspace.editing.requests import EditRequest
 from nullspace.editing.spread import ffn_output, spread_over_layers
 from nullspace.editing.targets import compute_z
 
-__all__ = ["SequentialEditor", "KeyValueEditor", "TargetFunction", "TargetOptimizer", "subject_outputs",
-           "request_keys"]
+__all__ = [
+    "KeyValueEditor",
+    "SequentialEditor",
+    "TargetFunction",
+    "TargetOptimizer",
+    "request_keys",
+    "subject_outputs",
+]
 
 # (model, tokenizer, requests, layer) -> z, one row per request, (u, d_model), optimised at `layer`'s output
 TargetFunction = Callable[[nn.Module, object, Sequence[EditRequest], int], torch.Tensor]

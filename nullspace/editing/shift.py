@@ -13,7 +13,7 @@ import torch
 
 from nullspace.editing.keys import subject_token_index
 
-__all__ = ["preserved_hidden_states", "principal_plane", "mean_shift"]
+__all__ = ["mean_shift", "preserved_hidden_states", "principal_plane"]
 
 
 @torch.no_grad()

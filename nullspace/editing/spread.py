@@ -18,7 +18,7 @@ from torch import nn
 
 from nullspace.capture import weight_as_matrix
 
-__all__ = ["ffn_output", "apply_delta", "spread_over_layers"]
+__all__ = ["apply_delta", "ffn_output", "spread_over_layers"]
 
 # (layer, keys (u, d_ff), residuals (u, d_model)) -> Δ (d_model, d_ff)
 LayerSolve = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]

@@ -37,8 +37,8 @@ __all__ = [
     "StaleStatisticsError",
     "collect_key_statistics",
     "corpus_hash",
-    "model_fingerprint",
     "key_statistics",
+    "model_fingerprint",
 ]
 
 DEFAULT_CACHE_DIR = DATA_DIR / "cache" / "key_statistics"
