@@ -151,19 +151,24 @@ def _words(text: str) -> list[str]:
 @torch.no_grad()
 def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int = 40, top_k: int = 5,
              seed: int = 0) -> list[str]:
-    """Top-k sampled continuations (the CounterFact generation setting), seeded."""
+    """Top-k sampled continuations (the CounterFact generation setting), seeded; one prompt at a
+    time with the model's key-value cache."""
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
+    limit = getattr(model.config, "n_positions", 1024)
     texts = []
     for prompt in prompts:
         ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(device)
-        limit = getattr(model.config, "n_positions", 1024)
+        tokens, step_input, past = ids[0].tolist(), ids, None
         for _ in range(min(max_new_tokens, limit - ids.shape[1])):
-            logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0, -1].float()
-            values, indices = logits.topk(top_k)
+            out = model(input_ids=step_input, past_key_values=past, use_cache=True,
+                        attention_mask=torch.ones(1, len(tokens), dtype=torch.long, device=device))
+            past = out.past_key_values
+            values, indices = out.logits[0, -1].float().topk(top_k)
             choice = indices[torch.multinomial(F.softmax(values, -1), 1, generator=generator)]
-            ids = torch.cat([ids, choice.view(1, 1)], dim=1)
-        texts.append(tokenizer.decode(ids[0], skip_special_tokens=True))
+            tokens.append(int(choice))
+            step_input = choice.view(1, 1)
+        texts.append(tokenizer.decode(tokens, skip_special_tokens=True))
     return texts
 
 
