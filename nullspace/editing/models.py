@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer, GPT2LMHeadModel, PreTrainedTokenizerBase
+from transformers.utils import logging as transformers_logging
 
 from nullspace.paths import DATA_DIR
 from nullspace.settings import device as default_device
@@ -55,6 +56,8 @@ def load_model(name: str | None = None, device: torch.device | str | None = None
             f"the teaching model is missing from {COURSE_MODEL_DIR}. Restore it from git "
             "(`git checkout -- data/course-gpt2`) or retrain it with "
             "`python -m nullspace.editing.teaching_model --out data/course-gpt2`.")
+    bars_were_on = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()  # no "Loading weights" bar in lesson outputs
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
         model = GPT2LMHeadModel.from_pretrained(source, local_files_only=True)
@@ -67,6 +70,9 @@ def load_model(name: str | None = None, device: torch.device | str | None = None
             f"AutoTokenizer.from_pretrained('{name}'); GPT2LMHeadModel.from_pretrained('{name}')\"\n"
             f"(or `hf download {name}`), then copy the cache (~/.cache/huggingface) here. {hint} "
             f"Set NULLSPACE_EDIT_MODEL=course-gpt2 to use the shipped small model instead.") from err
+    finally:
+        if bars_were_on:
+            transformers_logging.enable_progress_bar()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"

@@ -158,6 +158,8 @@ def train(config: TrainingConfig, log_every: int = 100) -> tuple[GPT2LMHeadModel
     n_params = sum(p.numel() for p in model.parameters())
     print(f"training a {config.n_layer}-block GPT-2 ({n_params / 1e6:.2f}M parameters) on "
           f"{len(world.people)} people for {config.steps} steps", flush=True)
+    probe_rows = [row for p in world.people[:100] for row in world.fact_prompts(p)[::4]]
+    probe_prompts, probe_objects = [r[1] for r in probe_rows], [r[2] for r in probe_rows]
     batches = training_batches(world, tokenizer, config)
     start = time.perf_counter()
     model.train()
@@ -173,8 +175,11 @@ def train(config: TrainingConfig, log_every: int = 100) -> tuple[GPT2LMHeadModel
         optimizer.step()
         running += float(loss.detach())
         if (step + 1) % log_every == 0:
+            model.eval()
+            recall = top1_accuracy(model, tokenizer, probe_prompts, probe_objects)
+            model.train()
             print(f"step {step + 1:5d}/{config.steps}  loss {running / log_every:.3f}  "
-                  f"{time.perf_counter() - start:6.0f} s", flush=True)
+                  f"recall (100 people) {recall:.2f}  {time.perf_counter() - start:6.0f} s", flush=True)
             running = 0.0
     model.eval()
     return model, tokenizer, world
