@@ -35,6 +35,11 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
+def report(stage: str, seconds: float) -> None:
+    """Print a stage's time as soon as it ends (a long run still leaves its figures)."""
+    print(f"{stage:>40}: {seconds:8.1f} s   (peak resident memory so far {peak_rss_gib():.2f} GiB)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, nargs="+", default=list(hparams_for("gpt2-xl").layers))
@@ -56,19 +61,22 @@ def main(argv: list[str] | None = None) -> int:
     model = GPT2LMHeadModel(config).to(run_device).eval()
     params = sum(p.numel() for p in model.parameters())
     timings["build model"] = time.perf_counter() - start
+    report("build model", timings["build model"])
     print(f"model: {config.n_layer} blocks of width 1600 / d_ff 6400, {params / 1e6:.0f}M parameters, "
-          f"on {run_device}")
+          f"on {run_device}", flush=True)
 
     start = time.perf_counter()
     texts = [" ".join(rng.choice(words, 32)) for _ in range(args.texts)]
     stats = collect_key_statistics(model, tokenizer, args.layers, texts, batch_size=8)
     timings["key statistics"] = time.perf_counter() - start
+    report("key statistics", timings["key statistics"])
     tokens = next(iter(stats.values())).token_count
 
     start = time.perf_counter()
     rule = AbsoluteRule(2e-2)  # official threshold on E[kkᵀ]
     spaces = {layer: null_space(s.covariance, rule) for layer, s in stats.items()}
     timings["projectors (eigh, d=6400)"] = time.perf_counter() - start
+    report("projectors (eigh, d=6400)", timings["projectors (eigh, d=6400)"])
 
     hparams = hparams_for("gpt2-xl")
     if tuple(args.layers) != hparams.layers:
@@ -83,17 +91,17 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     z = targets(model, tokenizer, requests, hparams.target_layer)
     timings["target vectors (compute_z)"] = time.perf_counter() - start
+    report("target vectors (compute_z)", timings["target vectors (compute_z)"])
     editor.targets = lambda *_: z  # reuse the vectors just timed
     start = time.perf_counter()
     editor.edit(requests)
     timings["update over layers (Eq. 14, spread)"] = time.perf_counter() - start
+    report("update over layers (Eq. 14, spread)", timings["update over layers (Eq. 14, spread)"])
 
     print(f"corpus: {args.texts} texts, {tokens} tokens; requests: {args.requests}; layers {hparams.layers}")
     for layer, space in spaces.items():
         print(f"  layer {layer}: null space {space.null_dim} of {space.dim} directions (λ < 2e-2)")
     print(f"  target NLL after optimisation: {np.round(targets.nll_history, 3).tolist()}")
-    for stage, seconds in timings.items():
-        print(f"{stage:>40}: {seconds:8.1f} s")
     print(f"{'total':>40}: {sum(timings.values()):8.1f} s")
     print(f"{'peak resident memory':>40}: {peak_rss_gib():8.2f} GiB")
     if run_device.type == "cuda":
