@@ -13,6 +13,13 @@ token with attention and looks the fact up there, where locate-then-edit methods
 With MLPs only before any attention, the only place a lookup can happen is at the subject's own
 position, as ROME's causal traces found in GPT-2 XL's early-middle MLPs. Zero weights are still
 ordinary GPT-2 weights, so the saved model needs no custom code.
+
+With ``random_keys`` the FFN input weights of the MLP-only blocks are fixed at sparse random
+features (ReLU, negative bias): each person's key then switches on a small, nearly private set
+of units, instead of the few shared directions a small trained FFN squeezes six facts per person
+into (measured: effective rank ~500 of 600 people and mean |cos| 0.03, against ~70 and 0.31 for a
+trained GELU FFN in an earlier prototype). Only ``W_out``, the matrix the editing methods change,
+is trained in those blocks.
 """
 
 from __future__ import annotations
@@ -44,17 +51,17 @@ class TrainingConfig:
     n_embd: int = 128
     n_head: int = 4
     mlp_blocks: int = 2
-    attention_blocks: int = 3
+    attention_blocks: int = 2
     d_ff: int = 1024
-    activation: str = "gelu_new"
+    activation: str = "relu"
     split: bool = True
-    random_keys: bool = False
+    random_keys: bool = True
     key_threshold: float = 1.5
     embedding_std: float = 0.02
     freeze_embeddings: bool = False
-    seq_len: int = 128
-    batch_size: int = 32
-    steps: int = 1500
+    seq_len: int = 96
+    batch_size: int = 24
+    steps: int = 1200
     learning_rate: float = 2e-3
     weight_decay: float = 0.01
     warmup_steps: int = 100
