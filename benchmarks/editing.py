@@ -88,9 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-grid", action="store_true", help="only each method's default setting")
     parser.add_argument("--probe-facts", type=int, default=1200,
                         help="unedited facts asked by the general-ability probe (all: 0)")
+    parser.add_argument("--recompute-statistics", action="store_true",
+                        help="replace cached C0 files that were computed from other weights")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    bench = prepare_workbench(edits=args.edits, probe_facts=args.probe_facts or None)
+    bench = prepare_workbench(edits=args.edits, probe_facts=args.probe_facts or None,
+                              recompute_statistics=args.recompute_statistics)
     requests = bench.requests
     print(f"model {bench.model_name}; {len(requests)} edits in batches of {args.batch}; edited layers "
           f"{bench.hparams.layers}; general ability on {len(bench.probe.fact_prompts)} unedited facts")

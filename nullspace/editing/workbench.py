@@ -96,13 +96,15 @@ def _reference_texts(world: World, texts: list[str]) -> dict[str, list[str]]:
 
 
 def prepare_workbench(model_name: str | None = None, *, edits: int | None = None,
-                      probe_facts: int | None = None) -> Workbench:
+                      probe_facts: int | None = None, recompute_statistics: bool = False) -> Workbench:
     """Load the model and data, and compute (or load cached) ``C0`` at every layer an editor uses.
 
     Args:
         model_name: default ``NULLSPACE_EDIT_MODEL`` (``course-gpt2``).
         edits: keep the first ``edits`` requests (all when None).
         probe_facts: how many unedited facts the general-ability probe asks (all when None).
+        recompute_statistics: replace cached ``C0`` files computed from other weights (after
+            the model was retrained, say) instead of refusing them.
     """
     name = model_name or edit_model_name()
     model, tokenizer = load_model(name)
@@ -111,7 +113,7 @@ def prepare_workbench(model_name: str | None = None, *, edits: int | None = None
     hparams, methods = hparams_for(name), method_hparams_for(name)
     texts = world.general_text()[:methods.statistics_texts]
     layers = sorted({*hparams.layers, methods.rome_layer})
-    statistics = key_statistics(model, tokenizer, name, layers, texts)
+    statistics = key_statistics(model, tokenizer, name, layers, texts, recompute=recompute_statistics)
     facts = [(prompt, obj) for person in world.preserved_people
              for _, prompt, obj in world.fact_prompts(person, "templates")]
     facts = facts[:probe_facts] if probe_facts else facts
