@@ -96,3 +96,15 @@ def test_bad_shapes_raise_clear_errors(bad):
     else:
         with pytest.raises(ValueError, match=r"\(4, 4\)"):
             alphaedit_update(keys, residuals, torch.eye(3))
+
+
+def test_memit_handles_dead_key_units_with_the_minimum_norm_solution(problem):
+    k1, r, _, k0, _ = problem
+    k0, k1 = k0.clone(), k1.clone()
+    k0[3], k1[3] = 0.0, 0.0  # unit 3 is never active: C0 + K1K1ᵀ is singular
+    c0 = k0 @ k0.T / PRESERVED
+    delta = memit_update(k1.T, r.T, c0, covariance_weight=1.0)
+    assert float(delta[:, 3].abs().max()) < 1e-10 * float(delta.abs().max())
+    keep = [i for i in range(D_IN) if i != 3]
+    reduced = memit_update(k1[keep].T, r.T, c0[keep][:, keep], covariance_weight=1.0)
+    assert relative(delta[:, keep], reduced) <= 1e-6

@@ -55,5 +55,12 @@ def memit_update(
         check_square(cp, d_in, "edited_covariance")
         system = system + cp
     # Δᵀ = A⁻¹ K1 Rᵀ with A symmetric, so Δ = R K1ᵀ A⁻¹.
-    return torch.linalg.solve(system, k.T @ r).T
+    rhs = k.T @ r
+    try:
+        return torch.linalg.solve(system, rhs).T
+    except torch.linalg.LinAlgError:
+        # A key unit that is zero in C0, in every new key and in every earlier key (a dead ReLU
+        # unit, say) makes A singular; Δ's column there cannot matter, and the pseudo-inverse
+        # sets it to zero (the minimum-norm solution).
+        return (torch.linalg.pinv(system, hermitian=True) @ rhs).T
 
