@@ -102,7 +102,7 @@ def test_memit_handles_dead_key_units_with_the_minimum_norm_solution(problem):
     k1, r, _, k0, _ = problem
     k0, k1 = k0.clone(), k1.clone()
     k0[3], k1[3] = 0.0, 0.0  # unit 3 is never active: C0 + K1K1ᵀ is singular
-    c0 = k0 @ k0.T / PRESERVED
+    c0 = k0 @ k0.T / PRESERVED + 0.1 * torch.diag((torch.arange(D_IN) != 3).double())
     delta = memit_update(k1.T, r.T, c0, covariance_weight=1.0)
     assert float(delta[:, 3].abs().max()) < 1e-10 * float(delta.abs().max())
     keep = [i for i in range(D_IN) if i != 3]
