@@ -1,0 +1,66 @@
+"""MEMIT's batch update of one FFN output matrix (Meng et al., 2023; AlphaEdit paper Eq. 15).
+
+Notation of the AlphaEdit paper with keys as columns: ``W`` maps keys ``k`` (d_in) to values
+(d_out); ``K1`` holds the new edits' keys, ``R = V1 − W K1`` their residuals, ``K0 K0ᵀ`` the
+preserved keys' second moment and ``Kp Kpᵀ`` the keys edited in earlier batches. MEMIT minimises
+``‖(W + Δ) K1 − V1‖² + ‖Δ Kp‖² + λ‖Δ K0‖²`` and gets (Eq. 15, with MEMIT's weight λ on C0):
+
+    Δ = R K1ᵀ (λ C0 + K1 K1ᵀ + Kp Kpᵀ)⁻¹.
+
+In this package keys and residuals are stored as rows (``keys`` is ``K1ᵀ`` of shape ``(u, d_in)``),
+the convention of :mod:`nullspace.linalg`; the update is returned as the paper's ``Δ``
+(``(d_out, d_in)``, to be added to the weight viewed by :func:`nullspace.capture.weight_as_matrix`).
+The solve runs in float64, as in the official code.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nullspace.editing._solve import as_float64, check_keys_and_residuals, check_square
+
+__all__ = ["memit_update"]
+
+
+def memit_update(
+    keys: torch.Tensor,
+    residuals: torch.Tensor,
+    key_covariance: torch.Tensor,
+    *,
+    covariance_weight: float,
+    edited_covariance: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """MEMIT's update ``Δ = R K1ᵀ (λ C0 + K1 K1ᵀ + Kp Kpᵀ)⁻¹`` (AlphaEdit Eq. 15).
+
+    Args:
+        keys: ``K1ᵀ``, the new keys as rows, shape ``(u, d_in)``.
+        residuals: ``Rᵀ``, what each key's value must gain, shape ``(u, d_out)``.
+        key_covariance: ``C0 = E[k kᵀ]`` over a text corpus, shape ``(d_in, d_in)``.
+        covariance_weight: ``λ`` (official GPT-2 XL: 20000 on the per-token mean).
+        edited_covariance: ``Kp Kpᵀ`` of earlier batches (sequential editing), or None.
+
+    Returns:
+        ``Δ`` of shape ``(d_out, d_in)``, float64.
+    """
+    _, d_in, _ = check_keys_and_residuals(keys, residuals)
+    if covariance_weight < 0:
+        raise ValueError(f"covariance_weight λ must be non-negative, got {covariance_weight}.")
+    k = as_float64(keys, "keys")
+    r = as_float64(residuals, "residuals").to(k.device)
+    c0 = as_float64(key_covariance, "key_covariance").to(k.device)
+    check_square(c0, d_in, "key_covariance")
+    system = covariance_weight * c0 + k.T @ k
+    if edited_covariance is not None:
+        cp = as_float64(edited_covariance, "edited_covariance").to(k.device)
+        check_square(cp, d_in, "edited_covariance")
+        system = system + cp
+    # Δᵀ = A⁻¹ K1 Rᵀ with A symmetric, so Δ = R K1ᵀ A⁻¹.
+    rhs = k.T @ r
+    try:
+        return torch.linalg.solve(system, rhs).T
+    except torch.linalg.LinAlgError:
+        # A key unit that is zero in C0, in every new key and in every earlier key (a dead ReLU
+        # unit, say) makes A singular; Δ's column there cannot matter, and the pseudo-inverse
+        # sets it to zero (the minimum-norm solution).
+        return (torch.linalg.pinv(system, hermitian=True) @ rhs).T
+

@@ -1,0 +1,119 @@
+"""Edit requests in the CounterFact schema, and ZsRE-style question records.
+
+A CounterFact record (ROME/MEMIT/AlphaEdit evaluation data) holds a ``requested_rewrite``
+(``prompt`` with ``{}`` for the subject, ``subject``, ``target_new``, ``target_true``,
+``relation_id``) and the prompts used to score it: ``paraphrase_prompts`` (generalization),
+``neighborhood_prompts`` (specificity: other subjects with the same true object),
+``attribute_prompts`` and ``generation_prompts`` (fluency, consistency).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+__all__ = ["EditRequest", "QuestionRecord", "questions_from_zsre", "requests_from_counterfact"]
+
+
+def _field(record: Mapping, key: str, where: str):
+    try:
+        return record[key]
+    except KeyError:
+        raise KeyError(f"{where} has no {key!r} field; expected the CounterFact/ZsRE schema "
+                       f"(see nullspace.editing.requests). Keys present: {sorted(record)}.") from None
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """One counterfactual edit: make ``prompt.format(subject)`` continue with ``target_new``."""
+
+    case_id: int
+    prompt: str
+    subject: str
+    target_new: str
+    target_true: str
+    relation_id: str
+    paraphrase_prompts: tuple[str, ...] = ()
+    neighborhood_prompts: tuple[str, ...] = ()
+    attribute_prompts: tuple[str, ...] = ()
+    generation_prompts: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.prompt.count("{}") != 1:
+            raise ValueError(f"case {self.case_id}: the prompt must contain one '{{}}' for the subject, "
+                             f"got {self.prompt!r}.")
+        if self.target_new == self.target_true:
+            raise ValueError(f"case {self.case_id}: target_new equals target_true ({self.target_new!r}); "
+                             "a counterfactual edit must change the object.")
+
+    @property
+    def edit_prompt(self) -> str:
+        """The request's prompt with the subject filled in."""
+        return self.prompt.format(self.subject)
+
+    @classmethod
+    def from_counterfact(cls, record: Mapping) -> EditRequest:
+        """Build a request from one CounterFact record."""
+        where = f"CounterFact record {record.get('case_id', '?')}"
+        rewrite = _field(record, "requested_rewrite", where)
+        return cls(
+            case_id=int(_field(record, "case_id", where)),
+            prompt=_field(rewrite, "prompt", where),
+            subject=_field(rewrite, "subject", where),
+            target_new=_field(rewrite, "target_new", where)["str"],
+            target_true=_field(rewrite, "target_true", where)["str"],
+            relation_id=str(rewrite.get("relation_id", "")),
+            paraphrase_prompts=tuple(record.get("paraphrase_prompts", ())),
+            neighborhood_prompts=tuple(record.get("neighborhood_prompts", ())),
+            attribute_prompts=tuple(record.get("attribute_prompts", ())),
+            generation_prompts=tuple(record.get("generation_prompts", ())),
+        )
+
+
+@dataclass(frozen=True)
+class QuestionRecord:
+    """A ZsRE-style record: a question ``src`` whose answer becomes ``alt``, its rephrasing, and an
+    unrelated question ``loc`` whose answer ``loc_ans`` must not change."""
+
+    case_id: int
+    subject: str
+    src: str
+    rephrase: str
+    alt: str
+    answer: str
+    loc: str
+    loc_ans: str
+
+    @classmethod
+    def from_zsre(cls, record: Mapping) -> QuestionRecord:
+        where = f"ZsRE record {record.get('case_id', '?')}"
+        answers = _field(record, "answers", where)
+        return cls(
+            case_id=int(_field(record, "case_id", where)),
+            subject=_field(record, "subject", where),
+            src=_field(record, "src", where),
+            rephrase=_field(record, "rephrase", where),
+            alt=_field(record, "alt", where),
+            answer=answers[0] if isinstance(answers, Sequence) and not isinstance(answers, str) else answers,
+            loc=_field(record, "loc", where),
+            loc_ans=_field(record, "loc_ans", where),
+        )
+
+    def as_edit_request(self) -> EditRequest:
+        """The question as an edit request (the subject is located inside ``src``)."""
+        if self.subject not in self.src:
+            raise ValueError(f"case {self.case_id}: subject {self.subject!r} does not occur in {self.src!r}.")
+        return EditRequest(self.case_id, self.src.replace(self.subject, "{}", 1), self.subject,
+                           self.alt, self.answer, "zsre", paraphrase_prompts=(self.rephrase,))
+
+
+def requests_from_counterfact(records: Iterable[Mapping], limit: int | None = None) -> list[EditRequest]:
+    """The first ``limit`` (all when None) CounterFact records as edit requests."""
+    requests = [EditRequest.from_counterfact(r) for r in records]
+    return requests if limit is None else requests[:limit]
+
+
+def questions_from_zsre(records: Iterable[Mapping], limit: int | None = None) -> list[QuestionRecord]:
+    """The first ``limit`` (all when None) ZsRE records."""
+    questions = [QuestionRecord.from_zsre(r) for r in records]
+    return questions if limit is None else questions[:limit]

@@ -1,0 +1,72 @@
+"""Spreading a batch's residual over the edited layers, in order (MEMIT Alg. 1; AlphaEdit §B).
+
+Target vectors ``z`` are optimised at the output of the *last* edited layer. Each edited layer
+then takes an equal share of what is still missing: for the i-th of ``L`` layers,
+
+    R_i = (z − h_L(current model)) / (L − i),
+
+with the keys ``K_i`` and the output ``h_L`` recomputed from the partly edited model, so that
+earlier layers' updates are accounted for before the next layer is solved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from nullspace.capture import weight_as_matrix
+
+__all__ = ["apply_delta", "ffn_output", "spread_over_layers"]
+
+# (layer, keys (u, d_ff), residuals (u, d_model)) -> Δ (d_model, d_ff)
+LayerSolve = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def ffn_output(model: nn.Module, layer: int) -> nn.Module:
+    """GPT-2's FFN output matrix ``W`` of block ``layer`` (``transformer.h[layer].mlp.c_proj``)."""
+    blocks = model.transformer.h
+    if not 0 <= layer < len(blocks):
+        raise IndexError(f"layer {layer} does not exist: the model has blocks 0..{len(blocks) - 1}.")
+    return blocks[layer].mlp.c_proj
+
+
+@torch.no_grad()
+def apply_delta(model: nn.Module, layer: int, delta: torch.Tensor) -> None:
+    """Add ``Δ`` (``(d_model, d_ff)``, the paper's orientation) to ``W`` of ``layer`` in place."""
+    weight = weight_as_matrix(ffn_output(model, layer))
+    if delta.shape != weight.shape:
+        raise ValueError(f"Δ has shape {tuple(delta.shape)} but W of layer {layer} is {tuple(weight.shape)}.")
+    weight.add_(delta.to(dtype=weight.dtype, device=weight.device))
+
+
+def spread_over_layers(
+    model: nn.Module,
+    layers: Sequence[int],
+    targets: torch.Tensor,
+    keys_at: Callable[[int], torch.Tensor],
+    outputs_now: Callable[[], torch.Tensor],
+    solve: LayerSolve,
+) -> dict[int, torch.Tensor]:
+    """Edit ``layers`` in order so that the last one's output moves to ``targets``.
+
+    Args:
+        targets: ``z``, one row per request, ``(u, d_model)``.
+        keys_at: the current keys at a layer, ``(u, d_ff)`` (recomputed after each layer's edit).
+        outputs_now: the current output of the last edited layer at the subject, ``(u, d_model)``.
+        solve: the method's closed form (MEMIT Eq. 15, AlphaEdit Eq. 14) for one layer.
+
+    Returns:
+        The ``Δ`` applied at each layer.
+    """
+    if not layers:
+        raise ValueError("no layer to edit.")
+    applied: dict[int, torch.Tensor] = {}
+    for i, layer in enumerate(layers):
+        keys = keys_at(layer)
+        residuals = (targets.to(torch.float64) - outputs_now().to(torch.float64)) / (len(layers) - i)
+        delta = solve(layer, keys, residuals)
+        apply_delta(model, layer, delta)
+        applied[layer] = delta
+    return applied

@@ -1,0 +1,124 @@
+"""Everything an editing experiment needs, prepared once: the model named by
+``NULLSPACE_EDIT_MODEL``, the fact world's requests, ``C0`` per layer (cached), the general-ability
+probe, reference texts for consistency, and one constructor per method.
+
+The lessons and ``benchmarks/editing.py`` start from :func:`prepare_workbench`, so switching the
+whole course to GPT-2 XL is one setting (``NULLSPACE_EDIT_MODEL=gpt2-xl``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, replace
+
+import torch
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from nullspace.editing.editors import AlphaEditEditor, MemitEditor, RomeEditor
+from nullspace.editing.experiment import GeneralAbilityProbe
+from nullspace.editing.ft import FineTuneEditor
+from nullspace.editing.hparams import EditHyperParams, MethodHyperParams, hparams_for, method_hparams_for
+from nullspace.editing.models import load_model
+from nullspace.editing.requests import EditRequest, requests_from_counterfact
+from nullspace.editing.sequential import SequentialEditor, TargetOptimizer
+from nullspace.editing.statistics import KeyStatistics, key_statistics
+from nullspace.editing.world import World, load_counterfact, load_world
+from nullspace.linalg import SelectionRule, null_space
+from nullspace.settings import edit_model_name
+
+__all__ = ["Workbench", "prepare_workbench"]
+
+METHODS = ("FT", "ROME", "MEMIT", "AlphaEdit")
+
+
+@dataclass
+class Workbench:
+    """The model, data and statistics of the editing lessons, and a factory for editors."""
+
+    model_name: str
+    model: torch.nn.Module
+    tokenizer: object
+    world: World
+    requests: list[EditRequest]
+    hparams: EditHyperParams
+    methods: MethodHyperParams
+    statistics: dict[int, KeyStatistics]
+    probe: GeneralAbilityProbe
+    reference_texts: dict[str, list[str]]
+    vectorizer: TfidfVectorizer
+    context_templates: tuple[str, ...] = ("{}",)
+
+    def key_covariance(self, layer: int) -> torch.Tensor:
+        """``C0 = E[k kᵀ]`` at ``layer`` (float64)."""
+        return self.statistics[layer].covariance
+
+    def targets(self) -> TargetOptimizer:
+        """A fresh target-vector optimiser with this model's settings."""
+        return TargetOptimizer(self.hparams, self.context_templates)
+
+    def editor(self, method: str, **overrides) -> SequentialEditor:
+        """An editor for ``method`` with this model's settings; ``overrides`` replace fields of
+        :class:`~nullspace.editing.hparams.MethodHyperParams` (the tuning grids)."""
+        settings = replace(self.methods, **overrides)
+        if method == "MEMIT":
+            return MemitEditor(self.model, self.tokenizer, self.hparams.layers, self.targets(),
+                               key_covariances={l: self.key_covariance(l) for l in self.hparams.layers},
+                               covariance_weight=settings.memit_covariance_weight,
+                               context_templates=self.context_templates)
+        if method == "AlphaEdit":
+            return AlphaEditEditor(self.model, self.tokenizer, self.hparams.layers, self.targets(),
+                                   null_spaces=self.null_spaces(settings.alphaedit_rule),
+                                   l2_weight=settings.alphaedit_l2, context_templates=self.context_templates)
+        if method == "ROME":
+            return RomeEditor(self.model, self.tokenizer, settings.rome_layer, self.targets(),
+                              key_covariance=self.key_covariance(settings.rome_layer),
+                              context_templates=self.context_templates)
+        if method == "FT":
+            return FineTuneEditor(self.model, self.tokenizer, settings.ft_layers,
+                                  learning_rate=settings.ft_learning_rate, steps=settings.ft_steps,
+                                  norm_constraint=settings.ft_norm_constraint)
+        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}.")
+
+    def null_spaces(self, rule: SelectionRule) -> dict:
+        """AlphaEdit's null space of ``C0`` at every edited layer (Eq. 8–9), built once."""
+        return {layer: null_space(self.key_covariance(layer), rule) for layer in self.hparams.layers}
+
+
+def _reference_texts(world: World, texts: list[str]) -> dict[str, list[str]]:
+    """Texts about each object: the general-text biographies of the people who have it."""
+    references: dict[str, list[str]] = defaultdict(list)
+    people = world.preserved_people
+    per_person = len(texts) // len(people)
+    for index, person in enumerate(people):
+        for obj in person.facts.values():
+            references[obj].extend(texts[index * per_person:(index + 1) * per_person])
+    return dict(references)
+
+
+def prepare_workbench(model_name: str | None = None, *, edits: int | None = None,
+                      probe_facts: int | None = None, recompute_statistics: bool = False) -> Workbench:
+    """Load the model and data, and compute (or load cached) ``C0`` at every layer an editor uses.
+
+    Args:
+        model_name: default ``NULLSPACE_EDIT_MODEL`` (``course-gpt2``).
+        edits: keep the first ``edits`` requests (all when None).
+        probe_facts: how many unedited facts the general-ability probe asks (all when None).
+        recompute_statistics: replace cached ``C0`` files computed from other weights (after
+            the model was retrained, say) instead of refusing them.
+    """
+    name = model_name or edit_model_name()
+    model, tokenizer = load_model(name)
+    world = load_world()
+    requests = requests_from_counterfact(load_counterfact(), edits)
+    hparams, methods = hparams_for(name), method_hparams_for(name)
+    texts = world.general_text()[:methods.statistics_texts]
+    layers = sorted({*hparams.layers, methods.rome_layer})
+    statistics = key_statistics(model, tokenizer, name, layers, texts, recompute=recompute_statistics)
+    facts = [(prompt, obj) for person in world.preserved_people
+             for _, prompt, obj in world.fact_prompts(person, "templates")]
+    facts = facts[:probe_facts] if probe_facts else facts
+    heldout = world.general_text(biographies_per_person=1, seed=1)
+    probe = GeneralAbilityProbe([p for p, _ in facts], [o for _, o in facts], heldout)
+    vectorizer = TfidfVectorizer().fit(texts)
+    return Workbench(name, model, tokenizer, world, requests, hparams, methods, statistics, probe,
+                     _reference_texts(world, world.general_text()), vectorizer)
