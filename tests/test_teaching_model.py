@@ -66,14 +66,6 @@ def test_missing_gpt2_xl_says_how_to_get_it(tmp_path, monkeypatch):
         load_model("gpt2-xl", device="cpu")
 
 
-INTERIM_MODEL = pytest.mark.xfail(
-    strict=True,
-    reason="the shipped model is an interim one (1,200 training steps): top-1 recall 0.22 on training "
-           "prompts, 0.17 on biography-only questions; retrain it for longer to meet the bar, then "
-           "remove this mark (strict: the test reports when the bar is met)")
-
-
-@INTERIM_MODEL
 def test_shipped_model_knows_its_facts(shipped):
     model, tokenizer, world = shipped
     assert fact_recall(model, tokenizer, world, "templates") >= 0.95

@@ -18,8 +18,8 @@ With ``random_keys`` the FFN input weights of the MLP-only blocks are fixed at s
 features (ReLU, negative bias): each person's key then switches on a small, nearly private set
 of units, instead of the few shared directions a small trained FFN squeezes six facts per person
 into. Measured keys of 600 people: effective rank ~520 and centred mean |cos| 0.03 at
-initialisation; 318 / 237 and 0.12 / 0.15 (blocks 0 / 1) after the interim 1,200-step training,
-as the trained embeddings group people who share attributes; an earlier prototype with a trained
+initialisation; 389 / 348 and 0.085 / 0.099 (blocks 0 / 1) in the shipped 3,000-step model, as
+the trained embeddings group people who share attributes; an earlier prototype with a trained
 GELU FFN had ~70 and 0.31. Only ``W_out``, the matrix the editing methods change, is trained in
 those blocks.
 """
@@ -63,8 +63,9 @@ class TrainingConfig:
     freeze_embeddings: bool = False
     seq_len: int = 96
     batch_size: int = 24
-    # 3,000 steps: a run of this config reached 0.76 top-1 (100-person probe) after 1,300 of them,
-    # 0.20 after 1,200 steps of a 1,200-step schedule (the interim shipped model)
+    # 3,000 steps: the shipped model (7.9 min on 2 cores) recalls 97.4% of its facts on the
+    # training prompts and 91.8% of biography-only people's facts on question prompts; a
+    # 1,200-step schedule stopped at 22%.
     steps: int = 3000
     learning_rate: float = 2e-3
     weight_decay: float = 0.01
