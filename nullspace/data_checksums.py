@@ -15,7 +15,7 @@ from pathlib import Path
 
 from nullspace.paths import DATA_DIR, REPO_ROOT
 
-__all__ = ["CHECKSUM_FILE", "shipped_files", "sha256", "read_checksums", "write_checksums", "mismatches"]
+__all__ = ["CHECKSUM_FILE", "mismatches", "read_checksums", "sha256", "shipped_files", "write_checksums"]
 
 CHECKSUM_FILE = DATA_DIR / "CHECKSUMS.sha256"
 _NOT_SHIPPED = ("cache",)

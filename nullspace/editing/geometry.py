@@ -6,7 +6,7 @@ import torch
 
 from nullspace.linalg import NullSpace
 
-__all__ = ["effective_rank", "mean_abs_cosine", "kept_share"]
+__all__ = ["effective_rank", "kept_share", "mean_abs_cosine"]
 
 
 def effective_rank(rows: torch.Tensor) -> float:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = ["ffn_output_layer", "subject_token_index", "compute_ks", "keys_at"]
+__all__ = ["compute_ks", "ffn_output_layer", "keys_at", "subject_token_index"]
 
 
 def ffn_output_layer(model: PreTrainedModel, layer: int) -> nn.Module:

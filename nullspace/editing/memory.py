@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["ffn_key_value", "rank_one_update", "least_squares_update"]
+__all__ = ["ffn_key_value", "least_squares_update", "rank_one_update"]
 
 
 def ffn_key_value(block: nn.Module, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,7 +17,6 @@ batch the keys are re-extracted from the edited model and ``K Kᵀ`` joins the c
 from __future__ import annotations
 
 import time
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -59,12 +58,9 @@ class TargetOptimizer:
         hparams = self.hparams if layer == self.hparams.target_layer else replace(self.hparams, layers=(layer,))
         rows = []
         for r in requests:
-            with warnings.catch_warnings():
-                # compute_z reads float() of its last loss, which still carries a graph: harmless.
-                warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
-                target = compute_z(model, tokenizer, {"prompt": r.prompt, "subject": r.subject,
-                                                      "target_new": {"str": r.target_new}},
-                                   hparams, self.context_templates)
+            target = compute_z(model, tokenizer, {"prompt": r.prompt, "subject": r.subject,
+                                                  "target_new": {"str": r.target_new}},
+                               hparams, self.context_templates)
             self.nll_history.append(target.nll)
             rows.append(target.z)
         return torch.stack(rows)

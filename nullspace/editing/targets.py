@@ -28,7 +28,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from nullspace.editing.hparams import EditHyperParams
 from nullspace.editing.keys import subject_token_index
 
-__all__ = ["TargetVector", "compute_z", "adding_to_hidden_state"]
+__all__ = ["TargetVector", "adding_to_hidden_state", "compute_z"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class TargetVector:
     @property
     def norm_ratio(self) -> float:
         """``‖δ‖ / ‖h‖``, to compare with the clamp factor."""
-        return float(self.delta.norm() / self.hidden.norm())
+        return float(self.delta.detach().norm() / self.hidden.detach().norm())
 
 
 def _block_output(output: torch.Tensor | tuple) -> torch.Tensor:

@@ -41,7 +41,7 @@ from nullspace.editing.recall import top1_accuracy
 from nullspace.editing.tokenizer import build_tokenizer
 from nullspace.editing.world import World, generate_world
 
-__all__ = ["TrainingConfig", "build_model", "training_batches", "train", "fact_recall", "main"]
+__all__ = ["TrainingConfig", "build_model", "fact_recall", "main", "train", "training_batches"]
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from nullspace.editing.keys import subject_token_index
 from nullspace.editing.recall import object_token_id
 from nullspace.editing.world import World
 
-__all__ = ["KINDS", "TraceResult", "embedding_noise_level", "trace_fact", "mean_indirect_effects", "plot_trace"]
+__all__ = ["KINDS", "TraceResult", "embedding_noise_level", "mean_indirect_effects", "plot_trace", "trace_fact"]
 
 KINDS = ("hidden", "mlp", "attn")
 

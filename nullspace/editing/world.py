@@ -34,8 +34,17 @@ import numpy as np
 from nullspace.paths import DATA_DIR
 
 __all__ = [
-    "Relation", "Person", "World", "RELATIONS", "WORLD_DIR",
-    "generate_world", "save_world", "load_world", "load_counterfact", "load_zsre", "load_general_text",
+    "RELATIONS",
+    "WORLD_DIR",
+    "Person",
+    "Relation",
+    "World",
+    "generate_world",
+    "load_counterfact",
+    "load_general_text",
+    "load_world",
+    "load_zsre",
+    "save_world",
 ]
 
 WORLD_DIR = DATA_DIR / "world"

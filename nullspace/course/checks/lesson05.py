@@ -6,10 +6,11 @@ from __future__ import annotations
 import torch
 
 from nullspace.editing.geometry import effective_rank  # isort: skip  (quiets tqdm before transformers)
-from nullspace.course.verdict import exercise_check
-from nullspace.editing.memory import ffn_key_value, least_squares_update, rank_one_update
 from transformers import GPT2Config
 from transformers.models.gpt2.modeling_gpt2 import GPT2Block
+
+from nullspace.course.verdict import exercise_check
+from nullspace.editing.memory import ffn_key_value, least_squares_update, rank_one_update
 
 __all__ = ["exercise_5_1", "exercise_5_2", "exercise_5_3", "exercise_5_4"]
 
