@@ -17,7 +17,7 @@ import pytest
 from local_server import serve_directory
 from site_checks import PageReport, visit
 
-from nullspace.course.site import build_site
+from nullspace.course.site import LANDING_PAGE, build_site
 from nullspace.course.syllabus import SYLLABUS, lesson_notebook
 
 NOT_PAGES = {"_static", "_sources", "_images"}
@@ -33,8 +33,19 @@ def site() -> Iterator[tuple[str, Path]]:
 
 
 def site_pages(site_dir: Path) -> list[Path]:
+    """Every page of the site but the front door (``index.html``, a redirect checked on its own:
+    a page that navigates away while it is inspected cannot be inspected)."""
     return sorted(p for p in site_dir.rglob("*.html")
-                  if not NOT_PAGES & set(p.relative_to(site_dir).parts))
+                  if not NOT_PAGES & set(p.relative_to(site_dir).parts) and p != site_dir / "index.html")
+
+
+def test_front_door_opens_the_landing_page(site, browser):
+    base_url, _ = site
+    page = browser.new_page()
+    page.goto(f"{base_url}/index.html")
+    page.wait_for_url(f"{base_url}/{LANDING_PAGE}", timeout=10_000)
+    assert page.locator("h1").count() > 0, "the landing page has no title"
+    page.close()
 
 
 def test_every_page_renders_with_its_images_links_and_equations(site, browser, screenshots_dir):
