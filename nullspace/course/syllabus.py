@@ -54,8 +54,9 @@ SYLLABUS: tuple[Lesson, ...] = (
            "AlphaEdit Eq. 5–6 and 15; its evaluation protocol"),
     Lesson(7, "AlphaEdit",
            "projecting the edit onto the null space of preserved keys; the one-line change from "
-           "MEMIT; the guarantee measured; the sequential-editing comparison; GPT-2 XL",
-           "AlphaEdit Eq. 8–14, Table 1, Figs. 4 and 5"),
+           "MEMIT; the guarantee measured; sequential MEMIT versus AlphaEdit on a linear associative "
+           "memory and the key geometry that decides it; the commands for the teaching model and GPT-2 XL",
+           "AlphaEdit Eq. 8–14; Table 1 and Figs. 4–5 through benchmarks/editing.py"),
 )
 
 
