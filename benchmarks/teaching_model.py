@@ -36,7 +36,7 @@ from nullspace.editing.models import COURSE_MODEL_DIR
 from nullspace.editing.recall import next_token_logits, object_token_id
 from nullspace.editing.targets import adding_to_hidden_state, compute_z
 from nullspace.editing.teaching_model import fact_recall
-from nullspace.editing.trace import KINDS, embedding_noise_level, trace_fact
+from nullspace.editing.trace import KINDS, average_indirect_effects, trace_random_facts
 from nullspace.editing.world import load_counterfact, load_world
 from nullspace.linalg import AbsoluteRule, CovarianceAccumulator, RelativeRule, null_space
 
@@ -52,26 +52,15 @@ def recall(model, tokenizer, world) -> None:
 
 def indirect_effects(model, tokenizer, world, facts: int) -> None:
     print(f"2. causal trace, mean indirect effect over {facts} facts (restored − corrupted probability)")
-    rng = np.random.default_rng(1)
-    noise = embedding_noise_level(model, tokenizer, [p.name for p in world.people])
+    traces = trace_random_facts(model, tokenizer, world, facts, seed=1)
+    effects = average_indirect_effects(traces)
     n_layers = len(model.transformer.h)
-    effects = {kind: np.zeros((2, n_layers)) for kind in KINDS}
-    clean, corrupt = [], []
-    for i in rng.permutation(len(world.people))[:facts]:
-        person = world.people[i]
-        relation = world.relations[rng.integers(len(world.relations))]
-        for kind in KINDS:
-            result = trace_fact(model, tokenizer, relation.templates[0], person.name,
-                                person.facts[relation.relation_id], kind=kind, noise=noise)
-            subject = result.subject_positions[-1]
-            effects[kind][0] += result.indirect_effect[:, subject] / facts
-            effects[kind][1] += result.indirect_effect[:, -1] / facts
-        clean.append(result.p_clean)
-        corrupt.append(result.p_corrupt)
-    print(f"   p(answer) clean {np.mean(clean):.3f}, subject corrupted {np.mean(corrupt):.3f}")
+    clean = np.mean([t["hidden"].p_clean for t in traces])
+    corrupt = np.mean([t["hidden"].p_corrupt for t in traces])
+    print(f"   p(answer) clean {clean:.3f}, subject corrupted {corrupt:.3f}")
     for kind in KINDS:
-        for row, where in enumerate(("subject's last token", "last token")):
-            values = "  ".join(f"L{layer}: {effects[kind][row, layer]:+.3f}" for layer in range(n_layers))
+        for column, where in enumerate(("subject's last token", "last token")):
+            values = "  ".join(f"L{layer}: {effects[kind][layer, column]:+.3f}" for layer in range(n_layers))
             print(f"   {kind:6s} at {where:20s} {values}")
 
 

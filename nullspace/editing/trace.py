@@ -25,7 +25,8 @@ from nullspace.editing.keys import subject_token_index
 from nullspace.editing.recall import object_token_id
 from nullspace.editing.world import World
 
-__all__ = ["KINDS", "TraceResult", "embedding_noise_level", "mean_indirect_effects", "plot_trace", "trace_fact"]
+__all__ = ["KINDS", "TraceResult", "average_indirect_effects", "embedding_noise_level", "mean_indirect_effects",
+           "plot_trace", "trace_fact", "trace_random_facts"]
 
 KINDS = ("hidden", "mlp", "attn")
 
@@ -132,23 +133,34 @@ def trace_fact(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, promp
     return TraceResult(tokens, subject_positions, kind, answer, p_clean, p_corrupt, restored)
 
 
-def mean_indirect_effects(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, world: World,
-                          facts: int = 20, seed: int = 1) -> dict[str, np.ndarray]:
-    """Mean indirect effect per kind, shape ``(n_layers, 2)``: column 0 at the subject's last
-    token, column 1 at the last token, over ``facts`` random (person, relation) facts of ``world``
-    (each traced with its relation's first template and ROME's noise level)."""
+def trace_random_facts(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, world: World,
+                       facts: int = 20, seed: int = 1) -> list[dict[str, TraceResult]]:
+    """Trace ``facts`` random (person, relation) facts of ``world``, each with its relation's first
+    template and ROME's noise level; one ``{kind: TraceResult}`` per fact."""
     rng = np.random.default_rng(seed)
     noise = embedding_noise_level(model, tokenizer, [p.name for p in world.people])
-    totals = {kind: np.zeros((model.config.n_layer, 2)) for kind in KINDS}
+    traces = []
     for i in rng.permutation(len(world.people))[:facts]:
         person = world.people[i]
         relation = world.relations[rng.integers(len(world.relations))]
-        for kind in KINDS:
-            result = trace_fact(model, tokenizer, relation.templates[0], person.name,
-                                person.facts[relation.relation_id], kind=kind, noise=noise)
-            effect = result.indirect_effect
-            totals[kind] += np.stack([effect[:, result.subject_positions[-1]], effect[:, -1]], axis=1) / facts
-    return totals
+        traces.append({kind: trace_fact(model, tokenizer, relation.templates[0], person.name,
+                                        person.facts[relation.relation_id], kind=kind, noise=noise)
+                       for kind in KINDS})
+    return traces
+
+
+def average_indirect_effects(traces: list[dict[str, TraceResult]]) -> dict[str, np.ndarray]:
+    """Mean indirect effect per kind, shape ``(n_layers, 2)``: column 0 at the subject's last
+    token, column 1 at the last token."""
+    return {kind: np.mean([np.stack([t[kind].indirect_effect[:, t[kind].subject_positions[-1]],
+                                     t[kind].indirect_effect[:, -1]], axis=1) for t in traces], axis=0)
+            for kind in KINDS}
+
+
+def mean_indirect_effects(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, world: World,
+                          facts: int = 20, seed: int = 1) -> dict[str, np.ndarray]:
+    """:func:`average_indirect_effects` of :func:`trace_random_facts`."""
+    return average_indirect_effects(trace_random_facts(model, tokenizer, world, facts, seed))
 
 
 def plot_trace(ax: Axes, result: TraceResult, title: str = "") -> None:
