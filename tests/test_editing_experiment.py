@@ -40,3 +40,14 @@ def test_run_records_history_and_scores_and_resets_first():
 def test_harmonic_score():
     assert harmonic_score({"efficacy": 50, "generalization": 50, "specificity": 50}) == pytest.approx(50)
     assert harmonic_score({"efficacy": 100, "generalization": 0, "specificity": 100}) == 0.0
+
+
+def test_probe_reports_facts_left_out_of_k0_separately():
+    tokenizer = toy_tokenizer()
+    model = toy_model(tokenizer)
+    listed_only = GeneralAbilityProbe(["Ava lives in"], ["Paris"], toy_corpus()[:2])
+    assert "unlisted_fact_accuracy" not in listed_only.measure(model, tokenizer)
+    both = GeneralAbilityProbe(["Ava lives in"], ["Paris"], toy_corpus()[:2], ["Bo lives in"], ["Rome"])
+    scores = both.measure(model, tokenizer)
+    assert set(scores) == {"fact_accuracy", "perplexity", "unlisted_fact_accuracy"}
+    assert scores["unlisted_fact_accuracy"] in (0.0, 100.0)

@@ -50,13 +50,15 @@ SYLLABUS: tuple[Lesson, ...] = (
            "AlphaEdit Eq. 1–2 and 5–6"),
     Lesson(6, "Locate-then-edit: ROME and MEMIT",
            "from the least-squares edit to ROME and MEMIT; CounterFact-style metrics; what "
-           "sequential editing does to MEMIT",
+           "sequential editing does to MEMIT; a ROME edit and a MEMIT batch on the course model",
            "AlphaEdit Eq. 5–6 and 15; its evaluation protocol"),
     Lesson(7, "AlphaEdit",
            "projecting the edit onto the null space of preserved keys; the one-line change from "
            "MEMIT; the guarantee measured; sequential MEMIT versus AlphaEdit on a linear associative "
-           "memory and the key geometry that decides it; the commands for the teaching model and GPT-2 XL",
-           "AlphaEdit Eq. 8–14; Table 1 and Figs. 4–5 through benchmarks/editing.py"),
+           "memory and the key geometry that decides it; what goes into K0; 150 sequential edits of "
+           "the course model by FT, ROME, MEMIT and AlphaEdit; the switch to GPT-2 XL",
+           "AlphaEdit Eq. 8–14; Table 1 and Figs. 4–5 analogues (300 edits with tuning in "
+           "benchmarks/editing.py)"),
 )
 
 

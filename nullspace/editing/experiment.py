@@ -26,20 +26,39 @@ from nullspace.editing.requests import EditRequest
 from nullspace.editing.sequential import SequentialEditor
 from nullspace.settings import progress
 
-__all__ = ["ExperimentResult", "GeneralAbilityProbe", "harmonic_score", "run_sequential_editing"]
+__all__ = ["SCORE_COLUMNS", "ExperimentResult", "GeneralAbilityProbe", "harmonic_score", "run_sequential_editing",
+           "score_header", "score_row"]
+
+# The columns of a Table-1-style row: (score key, header); probabilities ×100 except perplexity.
+SCORE_COLUMNS = (("efficacy", "Eff"), ("generalization", "Gen"), ("specificity", "Spe"),
+                 ("efficacy_top1", "Eff@1"), ("generalization_top1", "Gen@1"), ("specificity_top1", "Spe@1"),
+                 ("fluency", "Flu"), ("consistency", "Consis"), ("fact_accuracy", "FactAcc"),
+                 ("unlisted_fact_accuracy", "Unl"), ("perplexity", "PPL"))
 
 
 @dataclass
 class GeneralAbilityProbe:
-    """What "general ability" means here: facts that no request touches, and held-out text."""
+    """What "general ability" means here: facts that no request touches, and held-out text.
+
+    ``fact_prompts`` are facts of preserved people whose keys may be listed in ``K0``
+    (:mod:`nullspace.editing.preserved`); ``unlisted_fact_prompts``, when given, are facts of
+    preserved people left out of ``K0``, so that a run shows whether protection reaches knowledge
+    the method was not told about (``unlisted_fact_accuracy``).
+    """
 
     fact_prompts: Sequence[str]
     fact_objects: Sequence[str]
     heldout_texts: Sequence[str]
+    unlisted_fact_prompts: Sequence[str] = ()
+    unlisted_fact_objects: Sequence[str] = ()
 
     def measure(self, model, tokenizer) -> dict[str, float]:
-        return {"fact_accuracy": fact_accuracy(model, tokenizer, self.fact_prompts, self.fact_objects),
-                "perplexity": perplexity(model, tokenizer, self.heldout_texts)}
+        scores = {"fact_accuracy": fact_accuracy(model, tokenizer, self.fact_prompts, self.fact_objects),
+                  "perplexity": perplexity(model, tokenizer, self.heldout_texts)}
+        if self.unlisted_fact_prompts:
+            scores["unlisted_fact_accuracy"] = fact_accuracy(model, tokenizer, self.unlisted_fact_prompts,
+                                                             self.unlisted_fact_objects)
+        return scores
 
 
 @dataclass
@@ -51,6 +70,17 @@ class ExperimentResult:
     scores: dict[str, float]
     history: dict[str, list[float]] = field(default_factory=dict)
     seconds_per_batch: float = float("nan")
+
+
+def score_header(name_width: int) -> str:
+    """The header line of :func:`score_row`'s table."""
+    return " " * (name_width + 1) + " ".join(f"{header:>7}" for _, header in SCORE_COLUMNS)
+
+
+def score_row(name: str, scores: dict[str, float], name_width: int) -> str:
+    """One Table-1-style row: ``name`` and every score of :data:`SCORE_COLUMNS` (nan if absent)."""
+    cells = [f"{scores.get(key, float('nan')):7.{2 if key == 'perplexity' else 1}f}" for key, _ in SCORE_COLUMNS]
+    return f"{name:>{name_width}} " + " ".join(cells)
 
 
 def harmonic_score(scores: dict[str, float]) -> float:
@@ -90,7 +120,7 @@ def run_sequential_editing(
             for key, value in probe.measure(model, tokenizer).items():
                 history[key].append(value)
     scores = counterfact_scores(model, tokenizer, requests).as_dict()
-    scores.update(fact_accuracy=history["fact_accuracy"][-1], perplexity=history["perplexity"][-1])
+    scores.update({key: values[-1] for key, values in history.items() if key != "edits"})
     scored = list(requests[:generation_requests])
     texts = generate(model, tokenizer, [r.generation_prompts[0] for r in scored if r.generation_prompts])
     scores["fluency"] = fluency(texts)

@@ -43,11 +43,16 @@ def plot_general_ability(axes: Sequence[Axes], history: Mapping[str, Mapping[str
                          baseline: Mapping[str, float] | None = None) -> None:
     """Unedited-fact accuracy and perplexity against the number of edits (AlphaEdit Fig. 4 analogue).
 
-    ``history[method]`` has lists ``edits``, ``fact_accuracy`` and ``perplexity``.
+    ``history[method]`` has lists ``edits``, ``fact_accuracy`` and ``perplexity``. Runs of the same
+    method (same colour) after the first are dashed.
     """
+    used: set[str] = set()
     for i, (name, h) in enumerate(history.items()):
-        axes[0].plot(h["edits"], h["fact_accuracy"], ".-", color=_color(name, i), label=name)
-        axes[1].plot(h["edits"], h["perplexity"], ".-", color=_color(name, i), label=name)
+        color = _color(name, i)
+        style = "--" if color in used else "-"
+        used.add(color)
+        axes[0].plot(h["edits"], h["fact_accuracy"], style, marker=".", color=color, label=name)
+        axes[1].plot(h["edits"], h["perplexity"], style, marker=".", color=color, label=name)
     if baseline:
         axes[0].axhline(baseline["fact_accuracy"], color=COLORS["neutral"], ls=":", label="unedited")
         axes[1].axhline(baseline["perplexity"], color=COLORS["neutral"], ls=":")
@@ -56,7 +61,8 @@ def plot_general_ability(axes: Sequence[Axes], history: Mapping[str, Mapping[str
     axes[0].legend(fontsize=8)
 
 
-def plot_hidden_shift(before: torch.Tensor, after: Mapping[str, torch.Tensor], title: str = "") -> Figure:
+def plot_hidden_shift(before: torch.Tensor, after: Mapping[str, torch.Tensor], title: str = "",
+                      panel_width: float = 4.0) -> Figure:
     """Preserved facts' hidden states before and after editing, in the unedited states' principal
     plane, with marginal densities on top and right (AlphaEdit Fig. 5 analogue).
 
@@ -64,7 +70,7 @@ def plot_hidden_shift(before: torch.Tensor, after: Mapping[str, torch.Tensor], t
     """
     use_course_style()
     n = len(after)
-    fig = plt.figure(figsize=(4.0 * n, 4.0), constrained_layout=True)
+    fig = plt.figure(figsize=(panel_width * n, 4.0), constrained_layout=True)
     grid = fig.add_gridspec(2, 2 * n, width_ratios=[4, 1] * n, height_ratios=[1, 4])
     for i, (name, points) in enumerate(after.items()):
         main = fig.add_subplot(grid[1, 2 * i])

@@ -1,6 +1,7 @@
 """Everything an editing experiment needs, prepared once: the model named by
-``NULLSPACE_EDIT_MODEL``, the fact world's requests, ``C0`` per layer (cached), the general-ability
-probe, reference texts for consistency, and one constructor per method.
+``NULLSPACE_EDIT_MODEL``, the fact world's requests, ``C0`` per layer (corpus statistics cached on
+disk, plus the keys of the preserved facts), the general-ability probe, reference texts for
+consistency, and one constructor per method.
 
 The lessons and ``benchmarks/editing.py`` start from :func:`prepare_workbench`, so switching the
 whole course to GPT-2 XL is one setting (``NULLSPACE_EDIT_MODEL=gpt2-xl``).
@@ -15,10 +16,12 @@ import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from nullspace.editing.editors import AlphaEditEditor, MemitEditor, RomeEditor
+from nullspace.editing.evaluation import consistency, counterfact_scores, fluency, generate
 from nullspace.editing.experiment import GeneralAbilityProbe
 from nullspace.editing.ft import FineTuneEditor
 from nullspace.editing.hparams import EditHyperParams, MethodHyperParams, hparams_for, method_hparams_for
 from nullspace.editing.models import load_model
+from nullspace.editing.preserved import knowledge_covariance, preserved_fact_keys
 from nullspace.editing.requests import EditRequest, requests_from_counterfact
 from nullspace.editing.sequential import SequentialEditor, TargetOptimizer
 from nullspace.editing.statistics import KeyStatistics, key_statistics
@@ -29,6 +32,9 @@ from nullspace.settings import edit_model_name
 __all__ = ["Workbench", "prepare_workbench"]
 
 METHODS = ("FT", "ROME", "MEMIT", "AlphaEdit")
+# Preserved people left out of K0: their facts measure protection of knowledge the methods were not
+# told about (``unlisted_fact_accuracy``).
+UNLISTED_PEOPLE = 40
 
 
 @dataclass
@@ -46,11 +52,15 @@ class Workbench:
     probe: GeneralAbilityProbe
     reference_texts: dict[str, list[str]]
     vectorizer: TfidfVectorizer
+    fact_keys: dict[int, torch.Tensor] | None = None
     context_templates: tuple[str, ...] = ("{}",)
 
-    def key_covariance(self, layer: int) -> torch.Tensor:
-        """``C0 = E[k kᵀ]`` at ``layer`` (float64)."""
-        return self.statistics[layer].covariance
+    def key_covariance(self, layer: int, preserved_keys_weight: float | None = None) -> torch.Tensor:
+        """``C0(α) = E_tokens[k kᵀ] + α·E_facts[k kᵀ]`` at ``layer`` (float64); ``α`` defaults to
+        this model's ``preserved_keys_weight``."""
+        weight = self.methods.preserved_keys_weight if preserved_keys_weight is None else preserved_keys_weight
+        keys = None if self.fact_keys is None else self.fact_keys.get(layer)
+        return knowledge_covariance(self.statistics[layer].covariance, keys, weight)
 
     def targets(self) -> TargetOptimizer:
         """A fresh target-vector optimiser with this model's settings."""
@@ -60,18 +70,19 @@ class Workbench:
         """An editor for ``method`` with this model's settings; ``overrides`` replace fields of
         :class:`~nullspace.editing.hparams.MethodHyperParams` (the tuning grids)."""
         settings = replace(self.methods, **overrides)
+        alpha = settings.preserved_keys_weight
         if method == "MEMIT":
             return MemitEditor(self.model, self.tokenizer, self.hparams.layers, self.targets(),
-                               key_covariances={l: self.key_covariance(l) for l in self.hparams.layers},
+                               key_covariances={l: self.key_covariance(l, alpha) for l in self.hparams.layers},
                                covariance_weight=settings.memit_covariance_weight,
                                context_templates=self.context_templates)
         if method == "AlphaEdit":
             return AlphaEditEditor(self.model, self.tokenizer, self.hparams.layers, self.targets(),
-                                   null_spaces=self.null_spaces(settings.alphaedit_rule),
+                                   null_spaces=self.null_spaces(settings.alphaedit_rule, alpha),
                                    l2_weight=settings.alphaedit_l2, context_templates=self.context_templates)
         if method == "ROME":
             return RomeEditor(self.model, self.tokenizer, settings.rome_layer, self.targets(),
-                              key_covariance=self.key_covariance(settings.rome_layer),
+                              key_covariance=self.key_covariance(settings.rome_layer, alpha),
                               context_templates=self.context_templates)
         if method == "FT":
             return FineTuneEditor(self.model, self.tokenizer, settings.ft_layers,
@@ -79,9 +90,23 @@ class Workbench:
                                   norm_constraint=settings.ft_norm_constraint)
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}.")
 
-    def null_spaces(self, rule: SelectionRule) -> dict:
-        """AlphaEdit's null space of ``C0`` at every edited layer (Eq. 8–9), built once."""
-        return {layer: null_space(self.key_covariance(layer), rule) for layer in self.hparams.layers}
+    def unedited_scores(self, generation_requests: int = 50) -> dict[str, float]:
+        """The unedited model's row of the table: CounterFact scores of :attr:`requests`, general
+        ability, and fluency and consistency of generations (as
+        :func:`~nullspace.editing.experiment.run_sequential_editing` scores an edited model)."""
+        scores = counterfact_scores(self.model, self.tokenizer, self.requests).as_dict()
+        scores.update(self.probe.measure(self.model, self.tokenizer))
+        scored = self.requests[:generation_requests]
+        texts = generate(self.model, self.tokenizer, [r.generation_prompts[0] for r in scored])
+        scores["fluency"] = fluency(texts)
+        scores["consistency"] = sum(consistency([t], self.reference_texts.get(r.target_new, []), self.vectorizer)
+                                    for t, r in zip(texts, scored)) / len(scored)
+        return scores
+
+    def null_spaces(self, rule: SelectionRule, preserved_keys_weight: float | None = None) -> dict:
+        """AlphaEdit's null space of ``C0(α)`` at every edited layer (Eq. 8–9), built once."""
+        return {layer: null_space(self.key_covariance(layer, preserved_keys_weight), rule)
+                for layer in self.hparams.layers}
 
 
 def _reference_texts(world: World, texts: list[str]) -> dict[str, list[str]]:
@@ -114,11 +139,18 @@ def prepare_workbench(model_name: str | None = None, *, edits: int | None = None
     texts = world.general_text()[:methods.statistics_texts]
     layers = sorted({*hparams.layers, methods.rome_layer})
     statistics = key_statistics(model, tokenizer, name, layers, texts, recompute=recompute_statistics)
-    facts = [(prompt, obj) for person in world.preserved_people
-             for _, prompt, obj in world.fact_prompts(person, "templates")]
-    facts = facts[:probe_facts] if probe_facts else facts
+    listed, unlisted = world.preserved_people[:-UNLISTED_PEOPLE], world.preserved_people[-UNLISTED_PEOPLE:]
+
+    def facts_of(people):
+        rows = [(prompt, obj) for person in people for _, prompt, obj in world.fact_prompts(person, "templates")]
+        return rows[:probe_facts] if probe_facts else rows
+
+    facts, unlisted_facts = facts_of(listed), facts_of(unlisted)
     heldout = world.general_text(biographies_per_person=1, seed=1)
-    probe = GeneralAbilityProbe([p for p, _ in facts], [o for _, o in facts], heldout)
+    probe = GeneralAbilityProbe([p for p, _ in facts], [o for _, o in facts], heldout,
+                                [p for p, _ in unlisted_facts], [o for _, o in unlisted_facts])
     vectorizer = TfidfVectorizer().fit(texts)
+    # K0 of the preserved facts; only models that know the fact world (GPT-2 XL does not) use it
+    fact_keys = preserved_fact_keys(model, tokenizer, world, listed, layers) if methods.preserved_keys_weight else None
     return Workbench(name, model, tokenizer, world, requests, hparams, methods, statistics, probe,
-                     _reference_texts(world, world.general_text()), vectorizer)
+                     _reference_texts(world, world.general_text()), vectorizer, fact_keys)

@@ -6,9 +6,10 @@ import torch
 
 from nullspace.course.verdict import exercise_check
 from nullspace.editing.alphaedit import alphaedit_update
+from nullspace.editing.preserved import knowledge_covariance
 from nullspace.linalg import AbsoluteRule, null_space
 
-__all__ = ["exercise_7_1", "exercise_7_2", "exercise_7_3", "exercise_7_4"]
+__all__ = ["exercise_7_1", "exercise_7_2", "exercise_7_3", "exercise_7_4", "exercise_7_5"]
 
 
 def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -75,3 +76,18 @@ def exercise_7_4(add_edited_keys) -> str:
     assert _relative(torch.as_tensor(cache, dtype=torch.float64), expected) < 1e-10, (
         "after two batches the cache must be K1ᵀK1 + K2ᵀK2 (keys as rows), summed, not averaged.")
     return "two batches accumulate into Kp Kpᵀ."
+
+
+@exercise_check("7.5", "C0 with the preserved facts' keys added")
+def exercise_7_5(covariance_with_facts) -> str:
+    g = torch.Generator().manual_seed(75)
+    corpus = _low_rank_covariance(12, 5, g)
+    keys = torch.randn(30, 12, generator=g, dtype=torch.float64)
+    for alpha in (0.0, 0.5, 3.0):
+        mine = torch.as_tensor(covariance_with_facts(corpus, keys, alpha), dtype=torch.float64)
+        expected = knowledge_covariance(corpus, keys, alpha)
+        assert mine.shape == (12, 12), f"C0(α) must be (12, 12), got {tuple(mine.shape)}."
+        error = _relative(mine, expected)
+        assert error < 1e-10, (f"with α = {alpha:g}: C0(α) differs from the corpus covariance plus "
+                               f"α·K0ᵀK0/n (error {error:.2e}); divide by the number of facts, not the dimension.")
+    return "C0(α) = E_tokens[kkᵀ] + α·K0ᵀK0/n for α = 0, 0.5 and 3."

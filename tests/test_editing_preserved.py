@@ -1,0 +1,69 @@
+"""K0 of the preserved facts (nullspace.editing.preserved) and its use by the workbench."""
+
+import pytest
+import torch
+
+from nullspace.editing.geometry import kept_share
+from nullspace.editing.keys import compute_ks
+from nullspace.editing.models import load_model
+from nullspace.editing.preserved import knowledge_covariance, preserved_fact_keys
+from nullspace.editing.statistics import collect_key_statistics
+from nullspace.editing.world import load_world
+from nullspace.linalg import AbsoluteRule, null_space
+
+
+def test_knowledge_covariance_adds_the_facts_second_moment():
+    g = torch.Generator().manual_seed(0)
+    corpus = torch.randn(20, 6, generator=g, dtype=torch.float64)
+    corpus = corpus.T @ corpus / 20
+    keys = torch.randn(9, 6, generator=g, dtype=torch.float64)
+    assert torch.equal(knowledge_covariance(corpus, keys, 0.0), corpus)
+    assert torch.equal(knowledge_covariance(corpus, None, 0.0), corpus)
+    expected = corpus + 2.5 * keys.T @ keys / 9
+    assert torch.allclose(knowledge_covariance(corpus, keys.float(), 2.5), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("keys, weight, message", [
+    (torch.ones(3, 6), -1.0, "≥ 0"),
+    (None, 1.0, "preserved_fact_keys"),
+    (torch.ones(3, 5), 1.0, "same layer"),
+])
+def test_knowledge_covariance_rejects_bad_input(keys, weight, message):
+    with pytest.raises(ValueError, match=message):
+        knowledge_covariance(torch.eye(6, dtype=torch.float64), keys, weight)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    model, tokenizer = load_model("course-gpt2", device="cpu")
+    return model, tokenizer, load_world()
+
+
+def test_fact_keys_are_the_subject_keys_of_every_fact_prompt(shipped):
+    model, tokenizer, world = shipped
+    person = world.preserved_people[0]
+    keys = preserved_fact_keys(model, tokenizer, world, [person], [0, 1])
+    prompts = world.fact_prompts(person, "templates") + world.fact_prompts(person, "questions")
+    assert keys[1].shape == (len(prompts), model.transformer.h[1].mlp.c_proj.weight.shape[0])
+    _, first_prompt, _ = prompts[0]
+    direct = compute_ks(model, tokenizer, 1, [first_prompt.replace(person.name, "{}", 1)], [person.name])
+    assert torch.allclose(keys[1][0].float(), direct[0], atol=1e-6)
+    with pytest.raises(ValueError, match="at least one"):
+        preserved_fact_keys(model, tokenizer, world, [], [0])
+
+
+def test_facts_in_c0_confine_the_preserved_keys(shipped):
+    """With the facts' keys in C0, AlphaEdit's projector removes most of a preserved key and keeps
+    a good share of an edit key; with the corpus statistic alone it cannot tell them apart."""
+    model, tokenizer, world = shipped
+    layer = 1
+    preserved = preserved_fact_keys(model, tokenizer, world, world.preserved_people[:100], [layer])[layer]
+    edited = compute_ks(model, tokenizer, layer, ["{} lives in"] * 100, [p.name for p in world.edit_people[:100]])
+    texts = world.general_text(biographies_per_person=1)
+    corpus = collect_key_statistics(model, tokenizer, [layer], texts)[layer].covariance
+    shares = {}
+    for alpha in (0.0, 1.0):
+        space = null_space(knowledge_covariance(corpus, preserved, alpha), AbsoluteRule(1e-2))
+        shares[alpha] = (float(kept_share(space, preserved).mean()), float(kept_share(space, edited).mean()))
+    assert shares[1.0][0] < 0.15 < shares[0.0][0]
+    assert shares[1.0][1] > 0.3
