@@ -67,3 +67,35 @@ def test_facts_in_c0_confine_the_preserved_keys(shipped):
         shares[alpha] = (float(kept_share(space, preserved).mean()), float(kept_share(space, edited).mean()))
     assert shares[1.0][0] < 0.15 < shares[0.0][0]
     assert shares[1.0][1] > 0.3
+
+
+def test_gpt2_xl_settings_run_end_to_end_on_a_small_stand_in(monkeypatch, tmp_path):
+    """NULLSPACE_EDIT_MODEL=gpt2-xl reaches the workbench, the editors and the lessons' loop: a
+    random 18-block GPT-2 of tiny width stands in for the weights nobody can download here. With
+    GPT-2 XL's settings C0 is the corpus statistic alone (it does not know the fact world)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from nullspace.editing import workbench
+    from nullspace.editing.experiment import run_sequential_editing
+    from nullspace.editing.tokenizer import build_tokenizer
+
+    tokenizer = build_tokenizer(load_world().vocabulary_words())
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=16, n_layer=18, n_head=2,
+                        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
+    stand_in = GPT2LMHeadModel(config).eval()
+    monkeypatch.setenv("NULLSPACE_EDIT_MODEL", "gpt2-xl")
+    monkeypatch.setattr(workbench, "load_model", lambda name: (stand_in, tokenizer))
+    bench = workbench.prepare_workbench(edits=4, probe_facts=8, statistics_cache=tmp_path)
+    assert bench.model_name == "gpt2-xl" and bench.hparams.layers == (13, 14, 15, 16, 17)
+    assert bench.fact_keys is None and bench.methods.preserved_keys_weight == 0
+    assert sorted(p.name for p in (tmp_path / "gpt2-xl").iterdir())[0] == "layer13_texts960.npz"
+    before = {n: p.detach().clone() for n, p in stand_in.named_parameters()}
+    for method in ("MEMIT", "AlphaEdit"):
+        editor = bench.editor(method)
+        result = run_sequential_editing(editor, bench.tokenizer, bench.requests, 2, bench.probe,
+                                        generation_requests=1)
+        assert editor.edits_done == 4 and set(editor.weight_change()) == {13, 14, 15, 16, 17}
+        assert result.scores["efficacy"] >= 0
+        editor.reset()
+    assert all(torch.equal(p, before[n]) for n, p in stand_in.named_parameters())

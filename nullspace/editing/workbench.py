@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -24,7 +25,7 @@ from nullspace.editing.models import load_model
 from nullspace.editing.preserved import knowledge_covariance, preserved_fact_keys
 from nullspace.editing.requests import EditRequest, requests_from_counterfact
 from nullspace.editing.sequential import SequentialEditor, TargetOptimizer
-from nullspace.editing.statistics import KeyStatistics, key_statistics
+from nullspace.editing.statistics import DEFAULT_CACHE_DIR, KeyStatistics, key_statistics
 from nullspace.editing.world import World, load_counterfact, load_world
 from nullspace.linalg import SelectionRule, null_space
 from nullspace.settings import edit_model_name
@@ -121,7 +122,8 @@ def _reference_texts(world: World, texts: list[str]) -> dict[str, list[str]]:
 
 
 def prepare_workbench(model_name: str | None = None, *, edits: int | None = None,
-                      probe_facts: int | None = None, recompute_statistics: bool = False) -> Workbench:
+                      probe_facts: int | None = None, recompute_statistics: bool = False,
+                      statistics_cache: Path | str | None = DEFAULT_CACHE_DIR) -> Workbench:
     """Load the model and data, and compute (or load cached) ``C0`` at every layer an editor uses.
 
     Args:
@@ -130,6 +132,8 @@ def prepare_workbench(model_name: str | None = None, *, edits: int | None = None
         probe_facts: how many unedited facts the general-ability probe asks (all when None).
         recompute_statistics: replace cached ``C0`` files computed from other weights (after
             the model was retrained, say) instead of refusing them.
+        statistics_cache: where ``C0`` files are cached (default ``data/cache/key_statistics``;
+            None: compute without caching).
     """
     name = model_name or edit_model_name()
     model, tokenizer = load_model(name)
@@ -138,7 +142,8 @@ def prepare_workbench(model_name: str | None = None, *, edits: int | None = None
     hparams, methods = hparams_for(name), method_hparams_for(name)
     texts = world.general_text()[:methods.statistics_texts]
     layers = sorted({*hparams.layers, methods.rome_layer})
-    statistics = key_statistics(model, tokenizer, name, layers, texts, recompute=recompute_statistics)
+    statistics = key_statistics(model, tokenizer, name, layers, texts, cache_dir=statistics_cache,
+                                recompute=recompute_statistics)
     listed, unlisted = world.preserved_people[:-UNLISTED_PEOPLE], world.preserved_people[-UNLISTED_PEOPLE:]
 
     def facts_of(people):
