@@ -29,6 +29,12 @@ from nullspace.linalg import NullSpace
 __all__ = ["AlphaEditEditor", "MemitEditor", "RomeEditor"]
 
 
+def _require_layers(per_layer: Mapping[int, object], layers: Sequence[int], what: str, how: str) -> None:
+    missing = [layer for layer in layers if layer not in per_layer]
+    if missing:
+        raise ValueError(f"no {what} for layers {missing}; {how}.")
+
+
 class MemitEditor(KeyValueEditor):
     """Sequential MEMIT: Eq. 15 at every edited layer with the cache ``Kp Kpᵀ`` of earlier batches."""
 
@@ -38,10 +44,8 @@ class MemitEditor(KeyValueEditor):
                  key_covariances: Mapping[int, torch.Tensor], covariance_weight: float,
                  context_templates: Sequence[str] = ("{}",)) -> None:
         super().__init__(model, tokenizer, layers, targets, context_templates=context_templates)
-        missing = [layer for layer in layers if layer not in key_covariances]
-        if missing:
-            raise ValueError(f"no key covariance C0 for layers {missing}; compute them with "
-                             "nullspace.editing.statistics.key_statistics.")
+        _require_layers(key_covariances, layers, "key covariance C0",
+                        "compute them with nullspace.editing.statistics.key_statistics")
         device = next(model.parameters()).device
         self.key_covariances = {layer: key_covariances[layer].to(device, torch.float64) for layer in layers}
         self.covariance_weight = covariance_weight
@@ -65,10 +69,7 @@ class AlphaEditEditor(KeyValueEditor):
                  null_spaces: Mapping[int, NullSpace], l2_weight: float,
                  context_templates: Sequence[str] = ("{}",)) -> None:
         super().__init__(model, tokenizer, layers, targets, context_templates=context_templates)
-        missing = [layer for layer in layers if layer not in null_spaces]
-        if missing:
-            raise ValueError(f"no null space for layers {missing}; build them with "
-                             "nullspace.linalg.null_space(C0, rule).")
+        _require_layers(null_spaces, layers, "null space", "build them with nullspace.linalg.null_space(C0, rule)")
         device = next(model.parameters()).device
         self.projectors = {layer: null_spaces[layer].projector().to(device) for layer in layers}
         self.l2_weight = l2_weight

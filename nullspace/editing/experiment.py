@@ -26,8 +26,8 @@ from nullspace.editing.requests import EditRequest
 from nullspace.editing.sequential import SequentialEditor
 from nullspace.settings import progress
 
-__all__ = ["SCORE_COLUMNS", "ExperimentResult", "GeneralAbilityProbe", "harmonic_score", "run_sequential_editing",
-           "score_header", "score_row"]
+__all__ = ["SCORE_COLUMNS", "ExperimentResult", "GeneralAbilityProbe", "generation_scores", "harmonic_score",
+           "run_sequential_editing", "score_header", "score_row"]
 
 # The columns of a Table-1-style row: (score key, header); probabilities ×100 except perplexity.
 SCORE_COLUMNS = (("efficacy", "Eff"), ("generalization", "Gen"), ("specificity", "Spe"),
@@ -89,6 +89,20 @@ def harmonic_score(scores: dict[str, float]) -> float:
     return 0.0 if min(parts) <= 0 else float(len(parts) / sum(1 / p for p in parts))
 
 
+def generation_scores(model, tokenizer, requests: Sequence[EditRequest],
+                      reference_texts: dict[str, list[str]] | None = None,
+                      vectorizer: TfidfVectorizer | None = None) -> dict[str, float]:
+    """Fluency of generations from each request's first generation prompt and, when references
+    and a fitted ``vectorizer`` are given, their consistency with texts about the new object."""
+    texts = generate(model, tokenizer, [r.generation_prompts[0] for r in requests if r.generation_prompts])
+    scores = {"fluency": fluency(texts)}
+    if reference_texts is not None and vectorizer is not None:
+        scores["consistency"] = float(np.mean([
+            consistency([text], reference_texts.get(r.target_new, []), vectorizer)
+            for text, r in zip(texts, requests)]))
+    return scores
+
+
 def run_sequential_editing(
     editor: SequentialEditor,
     tokenizer,
@@ -121,11 +135,6 @@ def run_sequential_editing(
                 history[key].append(value)
     scores = counterfact_scores(model, tokenizer, requests).as_dict()
     scores.update({key: values[-1] for key, values in history.items() if key != "edits"})
-    scored = list(requests[:generation_requests])
-    texts = generate(model, tokenizer, [r.generation_prompts[0] for r in scored if r.generation_prompts])
-    scores["fluency"] = fluency(texts)
-    if reference_texts is not None and vectorizer is not None:
-        scores["consistency"] = float(np.mean([
-            consistency([text], reference_texts.get(r.target_new, []), vectorizer)
-            for text, r in zip(texts, scored)]))
+    scores.update(generation_scores(model, tokenizer, list(requests[:generation_requests]), reference_texts,
+                                    vectorizer))
     return ExperimentResult(editor.name, setting, scores, history, float(np.mean(editor.batch_seconds)))

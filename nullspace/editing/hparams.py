@@ -70,13 +70,17 @@ _HPARAMS: dict[str, EditHyperParams] = {
 KNOWN_MODELS = tuple(_HPARAMS)
 
 
+def _lookup(table: dict, model_name: str, what: str):
+    try:
+        return table[model_name]
+    except KeyError:
+        raise KeyError(f"no {what} for {model_name!r}; known models: {', '.join(table)}. "
+                       "Add an entry to nullspace/editing/hparams.py.") from None
+
+
 def hparams_for(model_name: str) -> EditHyperParams:
     """The editing hyperparameters of ``model_name`` (``course-gpt2`` or ``gpt2-xl``)."""
-    try:
-        return _HPARAMS[model_name]
-    except KeyError:
-        raise KeyError(f"no editing hyperparameters for {model_name!r}; known models: "
-                       f"{', '.join(KNOWN_MODELS)}. Add an entry to nullspace/editing/hparams.py.") from None
+    return _lookup(_HPARAMS, model_name, "editing hyperparameters")
 
 
 @dataclass(frozen=True)
@@ -131,8 +135,4 @@ _METHOD_HPARAMS: dict[str, MethodHyperParams] = {
 
 def method_hparams_for(model_name: str) -> MethodHyperParams:
     """The method settings of ``model_name`` (``course-gpt2`` or ``gpt2-xl``)."""
-    try:
-        return _METHOD_HPARAMS[model_name]
-    except KeyError:
-        raise KeyError(f"no method hyperparameters for {model_name!r}; known models: "
-                       f"{', '.join(_METHOD_HPARAMS)}. Add an entry to nullspace/editing/hparams.py.") from None
+    return _lookup(_METHOD_HPARAMS, model_name, "method hyperparameters")

@@ -10,15 +10,15 @@ whole course to GPT-2 XL is one setting (``NULLSPACE_EDIT_MODEL=gpt2-xl``).
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from nullspace.editing.editors import AlphaEditEditor, MemitEditor, RomeEditor
-from nullspace.editing.evaluation import consistency, counterfact_scores, fluency, generate
-from nullspace.editing.experiment import GeneralAbilityProbe
+from nullspace.editing.evaluation import counterfact_scores
+from nullspace.editing.experiment import GeneralAbilityProbe, generation_scores
 from nullspace.editing.ft import FineTuneEditor
 from nullspace.editing.hparams import EditHyperParams, MethodHyperParams, hparams_for, method_hparams_for
 from nullspace.editing.models import load_model
@@ -55,13 +55,17 @@ class Workbench:
     vectorizer: TfidfVectorizer
     fact_keys: dict[int, torch.Tensor] | None = None
     context_templates: tuple[str, ...] = ("{}",)
+    _covariances: dict[tuple[int, float], torch.Tensor] = field(default_factory=dict, repr=False)
 
     def key_covariance(self, layer: int, preserved_keys_weight: float | None = None) -> torch.Tensor:
         """``C0(α) = E_tokens[k kᵀ] + α·E_facts[k kᵀ]`` at ``layer`` (float64); ``α`` defaults to
-        this model's ``preserved_keys_weight``."""
+        this model's ``preserved_keys_weight``. Computed once per layer and weight (a tuning grid
+        asks for the same matrix again with every editor)."""
         weight = self.methods.preserved_keys_weight if preserved_keys_weight is None else preserved_keys_weight
-        keys = None if self.fact_keys is None else self.fact_keys.get(layer)
-        return knowledge_covariance(self.statistics[layer].covariance, keys, weight)
+        if (layer, weight) not in self._covariances:
+            keys = None if self.fact_keys is None else self.fact_keys.get(layer)
+            self._covariances[layer, weight] = knowledge_covariance(self.statistics[layer].covariance, keys, weight)
+        return self._covariances[layer, weight]
 
     def targets(self) -> TargetOptimizer:
         """A fresh target-vector optimiser with this model's settings."""
@@ -97,11 +101,8 @@ class Workbench:
         :func:`~nullspace.editing.experiment.run_sequential_editing` scores an edited model)."""
         scores = counterfact_scores(self.model, self.tokenizer, self.requests).as_dict()
         scores.update(self.probe.measure(self.model, self.tokenizer))
-        scored = self.requests[:generation_requests]
-        texts = generate(self.model, self.tokenizer, [r.generation_prompts[0] for r in scored])
-        scores["fluency"] = fluency(texts)
-        scores["consistency"] = sum(consistency([t], self.reference_texts.get(r.target_new, []), self.vectorizer)
-                                    for t, r in zip(texts, scored)) / len(scored)
+        scores.update(generation_scores(self.model, self.tokenizer, self.requests[:generation_requests],
+                                        self.reference_texts, self.vectorizer))
         return scores
 
     def null_spaces(self, rule: SelectionRule, preserved_keys_weight: float | None = None) -> dict:
