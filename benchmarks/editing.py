@@ -27,7 +27,7 @@ import time
 
 import torch
 
-from nullspace.editing.experiment import (
+from nullspace.editing.evaluation.experiment import (
     ExperimentResult,
     harmonic_score,
     run_sequential_editing,

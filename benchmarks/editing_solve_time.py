@@ -4,7 +4,7 @@
 
 Both solve one ``d × d`` system per layer in float64 (AlphaEdit Eq. 14 in the official solve form,
 MEMIT Eq. 15). AlphaEdit's projector is built once before timing and its cache is kept as
-``P Kp Kpᵀ``, as :class:`~nullspace.editing.editors.AlphaEditEditor` does, so the extra work per
+``P Kp Kpᵀ``, as :class:`~nullspace.editing.methods.alphaedit.AlphaEditEditor` does, so the extra work per
 batch is ``O(d² u)``. Prints the median of 9 runs on one thread.
 """
 
@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from nullspace.editing.alphaedit import alphaedit_update
-from nullspace.editing.memit import memit_update
+from nullspace.editing.methods.alphaedit import alphaedit_update
+from nullspace.editing.methods.memit import memit_update
 from nullspace.linalg import AbsoluteRule, null_space
 
 

@@ -21,12 +21,12 @@ import numpy as np
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from nullspace.editing.editors import AlphaEditEditor
+from nullspace.editing.methods.alphaedit import AlphaEditEditor
 from nullspace.editing.hparams import hparams_for
 from nullspace.editing.requests import EditRequest
-from nullspace.editing.sequential import TargetOptimizer
+from nullspace.editing.methods.sequential import TargetOptimizer
 from nullspace.editing.statistics import collect_key_statistics
-from nullspace.editing.tokenizer import build_tokenizer
+from nullspace.editing.world.tokenizer import build_tokenizer
 from nullspace.linalg import AbsoluteRule, null_space
 from nullspace.settings import device
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from nullspace.editing.teaching_model import TrainingConfig, fact_recall, train
+from nullspace.editing.world.teaching_model import TrainingConfig, fact_recall, train
 from nullspace.editing.trace import mean_indirect_effects
 from nullspace.paths import DATA_DIR
 

@@ -33,11 +33,11 @@ from nullspace.editing.hparams import hparams_for
 from nullspace.editing.keys import compute_ks, ffn_output_layer, subject_token_index
 from nullspace.editing.memory import least_squares_update, rank_one_update
 from nullspace.editing.models import COURSE_MODEL_DIR
-from nullspace.editing.recall import next_token_logits, object_token_id
+from nullspace.editing.evaluation.recall import next_token_logits, object_token_id
 from nullspace.editing.targets import adding_to_hidden_state, compute_z
-from nullspace.editing.teaching_model import fact_recall
+from nullspace.editing.world.teaching_model import fact_recall
 from nullspace.editing.trace import KINDS, average_indirect_effects, trace_random_facts
-from nullspace.editing.world import load_counterfact, load_world
+from nullspace.editing.world.facts import load_counterfact, load_world
 from nullspace.linalg import AbsoluteRule, CovarianceAccumulator, RelativeRule, null_space
 
 

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from nullspace.editing.alphaedit import alphaedit_update
-from nullspace.editing.memit import memit_update
-from nullspace.editing.rome import rome_update
+from nullspace.editing.methods.alphaedit import alphaedit_update
+from nullspace.editing.methods.memit import memit_update
+from nullspace.editing.methods.rome import rome_update
 from nullspace.linalg import RelativeRule, null_space
 
 D_IN, D_OUT, EDITS, PRESERVED = 24, 10, 5, 60

@@ -4,14 +4,14 @@ exists; MEMIT's solve is singular there and its weights blow up."""
 import pytest
 import torch
 
-from nullspace.editing.alphaedit import alphaedit_update
+from nullspace.editing.methods.alphaedit import alphaedit_update
 from nullspace.editing.associative_memory import (
     build_memory,
     edit_sequentially,
     relative_error,
     sample_keys,
 )
-from nullspace.editing.memit import memit_update
+from nullspace.editing.methods.memit import memit_update
 from nullspace.linalg import RelativeRule, null_space
 
 

@@ -7,7 +7,7 @@ import torch
 from editing_toy import toy_model, toy_records, toy_tokenizer
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from nullspace.editing.evaluation import (
+from nullspace.editing.evaluation.counterfact import (
     consistency,
     counterfact_scores,
     fact_accuracy,

@@ -5,10 +5,10 @@ import torch
 from editing_toy import toy_corpus, toy_model, toy_records, toy_tokenizer
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from nullspace.editing.editors import MemitEditor
-from nullspace.editing.experiment import GeneralAbilityProbe, harmonic_score, run_sequential_editing
+from nullspace.editing.methods.memit import MemitEditor
+from nullspace.editing.evaluation.experiment import GeneralAbilityProbe, harmonic_score, run_sequential_editing
 from nullspace.editing.requests import requests_from_counterfact
-from nullspace.editing.sequential import subject_outputs
+from nullspace.editing.methods.sequential import subject_outputs
 from nullspace.editing.statistics import collect_key_statistics
 
 

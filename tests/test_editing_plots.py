@@ -8,7 +8,7 @@ import torch
 
 from nullspace.editing.associative_memory import SequentialTrace
 from nullspace.editing.plots import plot_general_ability, plot_hidden_shift, plot_memory_traces
-from nullspace.editing.shift import mean_shift, principal_plane
+from nullspace.editing.evaluation.shift import mean_shift, principal_plane
 from nullspace.plots import new_figure
 
 

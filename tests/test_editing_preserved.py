@@ -8,7 +8,7 @@ from nullspace.editing.keys import compute_ks
 from nullspace.editing.models import load_model
 from nullspace.editing.preserved import knowledge_covariance, preserved_fact_keys
 from nullspace.editing.statistics import collect_key_statistics
-from nullspace.editing.world import load_world
+from nullspace.editing.world.facts import load_world
 from nullspace.linalg import AbsoluteRule, null_space
 
 
@@ -76,8 +76,8 @@ def test_gpt2_xl_settings_run_end_to_end_on_a_small_stand_in(monkeypatch, tmp_pa
     from transformers import GPT2Config, GPT2LMHeadModel
 
     from nullspace.editing import workbench
-    from nullspace.editing.experiment import run_sequential_editing
-    from nullspace.editing.tokenizer import build_tokenizer
+    from nullspace.editing.evaluation.experiment import run_sequential_editing
+    from nullspace.editing.world.tokenizer import build_tokenizer
 
     tokenizer = build_tokenizer(load_world().vocabulary_words())
     torch.manual_seed(0)

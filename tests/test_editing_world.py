@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from nullspace.editing.keys import subject_token_index
-from nullspace.editing.tokenizer import build_tokenizer
-from nullspace.editing.world import (
+from nullspace.editing.world.tokenizer import build_tokenizer
+from nullspace.editing.world.facts import (
     WORLD_DIR,
     generate_world,
     load_counterfact,

@@ -13,12 +13,12 @@ from nullspace.data_checksums import mismatches, read_checksums
 from nullspace.editing.hparams import hparams_for
 from nullspace.editing.keys import compute_ks, ffn_output_layer, subject_token_index
 from nullspace.editing.models import COURSE_MODEL_DIR, ModelNotAvailableError, load_model
-from nullspace.editing.recall import next_token_logits, object_token_id
+from nullspace.editing.evaluation.recall import next_token_logits, object_token_id
 from nullspace.editing.targets import adding_to_hidden_state, compute_z
-from nullspace.editing.teaching_model import TrainingConfig, build_model, fact_recall
-from nullspace.editing.tokenizer import build_tokenizer
+from nullspace.editing.world.teaching_model import TrainingConfig, build_model, fact_recall
+from nullspace.editing.world.tokenizer import build_tokenizer
 from nullspace.editing.trace import trace_fact
-from nullspace.editing.world import generate_world, load_counterfact, load_world
+from nullspace.editing.world.facts import generate_world, load_counterfact, load_world
 from nullspace.paths import DATA_DIR, REPO_ROOT
 
 

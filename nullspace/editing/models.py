@@ -55,7 +55,7 @@ def load_model(name: str | None = None, device: torch.device | str | None = None
         raise ModelNotAvailableError(
             f"the teaching model is missing from {COURSE_MODEL_DIR}. Restore it from git "
             "(`git checkout -- data/course-gpt2`) or retrain it with "
-            "`python -m nullspace.editing.teaching_model --out data/course-gpt2`.")
+            "`python -m nullspace.editing.world.teaching_model --out data/course-gpt2`.")
     bars_were_on = transformers_logging.is_progress_bar_enabled()
     transformers_logging.disable_progress_bar()  # no "Loading weights" bar in lesson outputs
     try:

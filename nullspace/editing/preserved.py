@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from nullspace.editing.keys import compute_ks
-from nullspace.editing.world import Person, World
+from nullspace.editing.world.facts import Person, World
 
 __all__ = ["knowledge_covariance", "preserved_fact_keys"]
 

@@ -22,8 +22,8 @@ from matplotlib.axes import Axes
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from nullspace.editing.keys import subject_token_index
-from nullspace.editing.recall import object_token_id
-from nullspace.editing.world import World
+from nullspace.editing.evaluation.recall import object_token_id
+from nullspace.editing.world.facts import World
 
 __all__ = ["KINDS", "TraceResult", "average_indirect_effects", "embedding_noise_level", "mean_indirect_effects",
            "plot_trace", "trace_fact", "trace_random_facts"]

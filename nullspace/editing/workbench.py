@@ -16,17 +16,19 @@ from pathlib import Path
 import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from nullspace.editing.editors import AlphaEditEditor, MemitEditor, RomeEditor
-from nullspace.editing.evaluation import counterfact_scores
-from nullspace.editing.experiment import GeneralAbilityProbe, generation_scores
-from nullspace.editing.ft import FineTuneEditor
+from nullspace.editing.methods.alphaedit import AlphaEditEditor
+from nullspace.editing.methods.memit import MemitEditor
+from nullspace.editing.methods.rome import RomeEditor
+from nullspace.editing.evaluation.counterfact import counterfact_scores
+from nullspace.editing.evaluation.experiment import GeneralAbilityProbe, generation_scores
+from nullspace.editing.methods.ft import FineTuneEditor
 from nullspace.editing.hparams import EditHyperParams, MethodHyperParams, hparams_for, method_hparams_for
 from nullspace.editing.models import load_model
 from nullspace.editing.preserved import knowledge_covariance, preserved_fact_keys
 from nullspace.editing.requests import EditRequest, requests_from_counterfact
-from nullspace.editing.sequential import SequentialEditor, TargetOptimizer
+from nullspace.editing.methods.sequential import SequentialEditor, TargetOptimizer
 from nullspace.editing.statistics import DEFAULT_CACHE_DIR, KeyStatistics, key_statistics
-from nullspace.editing.world import World, load_counterfact, load_world
+from nullspace.editing.world.facts import World, load_counterfact, load_world
 from nullspace.linalg import SelectionRule, null_space
 from nullspace.settings import edit_model_name
 

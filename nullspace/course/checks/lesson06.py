@@ -7,9 +7,9 @@ import math
 import torch
 
 from nullspace.course.verdict import exercise_check
-from nullspace.editing.evaluation import ngram_entropy
-from nullspace.editing.memit import memit_update
-from nullspace.editing.rome import rome_update
+from nullspace.editing.evaluation.counterfact import ngram_entropy
+from nullspace.editing.methods.memit import memit_update
+from nullspace.editing.methods.rome import rome_update
 
 __all__ = ["exercise_6_1", "exercise_6_2", "exercise_6_3", "exercise_6_4"]
 

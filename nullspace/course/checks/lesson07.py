@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from nullspace.course.verdict import exercise_check
-from nullspace.editing.alphaedit import alphaedit_update
+from nullspace.editing.methods.alphaedit import alphaedit_update
 from nullspace.editing.preserved import knowledge_covariance
 from nullspace.linalg import AbsoluteRule, null_space
 

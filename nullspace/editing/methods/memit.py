@@ -15,11 +15,14 @@ The solve runs in float64, as in the official code.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import torch
 
-from nullspace.editing._solve import as_float64, check_keys_and_residuals, check_square
+from nullspace.editing.methods._solve import as_float64, check_keys_and_residuals, check_square
+from nullspace.editing.methods.sequential import KeyValueEditor, TargetFunction, require_layers
 
-__all__ = ["memit_update"]
+__all__ = ["MemitEditor", "memit_update"]
 
 
 def memit_update(
@@ -64,3 +67,22 @@ def memit_update(
         # sets it to zero (the minimum-norm solution).
         return (torch.linalg.pinv(system, hermitian=True) @ rhs).T
 
+
+class MemitEditor(KeyValueEditor):
+    """Sequential MEMIT: Eq. 15 at every edited layer with the cache ``Kp Kpᵀ`` of earlier batches."""
+
+    name = "MEMIT"
+
+    def __init__(self, model, tokenizer, layers: Sequence[int], targets: TargetFunction, *,
+                 key_covariances: Mapping[int, torch.Tensor], covariance_weight: float,
+                 context_templates: Sequence[str] = ("{}",)) -> None:
+        super().__init__(model, tokenizer, layers, targets, context_templates=context_templates)
+        require_layers(key_covariances, layers, "key covariance C0",
+                        "compute them with nullspace.editing.statistics.key_statistics")
+        device = next(model.parameters()).device
+        self.key_covariances = {layer: key_covariances[layer].to(device, torch.float64) for layer in layers}
+        self.covariance_weight = covariance_weight
+
+    def solve(self, layer: int, keys: torch.Tensor, residuals: torch.Tensor) -> torch.Tensor:
+        return memit_update(keys, residuals, self.key_covariances[layer], covariance_weight=self.covariance_weight,
+                            edited_covariance=self.edited_covariance.get(layer))

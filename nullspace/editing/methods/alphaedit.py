@@ -15,16 +15,20 @@ The official code solves the transposed system with the identity scaled by ``L2`
 GPT-2 XL):  ``Δᵀ = solve(P (K1 K1ᵀ + Kp Kpᵀ) + L2·I, P K1 Rᵀ)``; ``L2 = 1`` is Eq. 14 exactly.
 Compared with MEMIT (Eq. 15) the only change is the ``P``: the "one line of code".
 
-Keys and residuals are rows, as in :mod:`nullspace.editing.memit`; ``Δ`` is ``(d_out, d_in)``.
+Keys and residuals are rows, as in :mod:`nullspace.editing.methods.memit`; ``Δ`` is ``(d_out, d_in)``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import torch
 
-from nullspace.editing._solve import as_float64, check_keys_and_residuals, check_square
+from nullspace.editing.methods._solve import as_float64, check_keys_and_residuals, check_square
+from nullspace.editing.methods.sequential import KeyValueEditor, TargetFunction, require_layers
+from nullspace.linalg import NullSpace
 
-__all__ = ["alphaedit_update"]
+__all__ = ["AlphaEditEditor", "alphaedit_update"]
 
 
 def alphaedit_update(
@@ -73,3 +77,37 @@ def alphaedit_update(
     system.diagonal().add_(l2_weight)
     return torch.linalg.solve(system, p @ (k.T @ r)).T
 
+
+class AlphaEditEditor(KeyValueEditor):
+    """Sequential AlphaEdit: Eq. 14 (official solve form) at every edited layer.
+
+    The projectors are built once, before editing (``NullSpace.projector()`` of each layer's
+    ``C0``), and ``P Kp Kpᵀ`` is kept up to date batch by batch, so a batch costs one ``d³`` solve
+    per layer, like MEMIT's.
+    """
+
+    name = "AlphaEdit"
+
+    def __init__(self, model, tokenizer, layers: Sequence[int], targets: TargetFunction, *,
+                 null_spaces: Mapping[int, NullSpace], l2_weight: float,
+                 context_templates: Sequence[str] = ("{}",)) -> None:
+        super().__init__(model, tokenizer, layers, targets, context_templates=context_templates)
+        require_layers(null_spaces, layers, "null space", "build them with nullspace.linalg.null_space(C0, rule)")
+        device = next(model.parameters()).device
+        self.projectors = {layer: null_spaces[layer].projector().to(device) for layer in layers}
+        self.l2_weight = l2_weight
+        self.projected_edited_covariance: dict[int, torch.Tensor] = {}
+
+    def reset(self) -> None:
+        super().reset()
+        self.projected_edited_covariance = {}
+
+    def remember_keys(self, layer: int, keys: torch.Tensor) -> None:
+        super().remember_keys(layer, keys)
+        k = keys.to(self.projectors[layer].device, torch.float64)
+        projected = (self.projectors[layer] @ k.T) @ k
+        self.projected_edited_covariance[layer] = self.projected_edited_covariance.get(layer, 0) + projected
+
+    def solve(self, layer: int, keys: torch.Tensor, residuals: torch.Tensor) -> torch.Tensor:
+        return alphaedit_update(keys, residuals, self.projectors[layer], l2_weight=self.l2_weight,
+                                projected_edited_covariance=self.projected_edited_covariance.get(layer))

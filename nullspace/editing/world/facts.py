@@ -399,7 +399,7 @@ def load_world(directory: Path = WORLD_DIR) -> World:
     path = directory / "world.json"
     if not path.exists():
         raise FileNotFoundError(
-            f"no world at {path}. Generate one with `python -m nullspace.editing.world --out {directory}`.")
+            f"no world at {path}. Generate one with `python -m nullspace.editing.world.facts --out {directory}`.")
     spec = json.loads(path.read_text(encoding="utf-8"))
     relations = tuple(Relation(r["relation_id"], tuple(r["objects"]), tuple(r["templates"]),
                                tuple(r["questions"])) for r in spec["relations"])

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from nullspace.editing.evaluation import (
+from nullspace.editing.evaluation.counterfact import (
     consistency,
     counterfact_scores,
     fact_accuracy,
@@ -23,7 +23,7 @@ from nullspace.editing.evaluation import (
     perplexity,
 )
 from nullspace.editing.requests import EditRequest
-from nullspace.editing.sequential import SequentialEditor
+from nullspace.editing.methods.sequential import SequentialEditor
 from nullspace.settings import progress
 
 __all__ = ["SCORE_COLUMNS", "ExperimentResult", "GeneralAbilityProbe", "generation_scores", "harmonic_score",

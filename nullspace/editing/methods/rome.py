@@ -12,11 +12,16 @@ residual ``r = v* − W k*`` comes from the caller (the target vector minus the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
-from nullspace.editing._solve import as_float64, check_square
+from nullspace.editing.methods._solve import as_float64, check_square
+from nullspace.editing.methods.sequential import SequentialEditor, TargetFunction, request_keys, subject_outputs
+from nullspace.editing.requests import EditRequest
+from nullspace.editing.spread import apply_delta
 
-__all__ = ["rome_update"]
+__all__ = ["RomeEditor", "rome_update"]
 
 
 def rome_update(
@@ -57,3 +62,31 @@ def rome_update(
         raise ValueError("kᵀ C⁻¹ k is not positive: the key covariance is not positive definite "
                          "on this key; raise `ridge`.")
     return torch.outer(r, left) / denominator
+
+
+class RomeEditor(SequentialEditor):
+    """Sequential ROME: one rank-one update of one layer per request, requests in turn.
+
+    Each request's target ``z`` is optimised at the edited layer's own output, against the model
+    as edited by the requests before it; the key is averaged over the context templates.
+    """
+
+    name = "ROME"
+
+    def __init__(self, model, tokenizer, layer: int, targets: TargetFunction, *,
+                 key_covariance: torch.Tensor, context_templates: Sequence[str] = ("{}",),
+                 ridge: float = 1e-6) -> None:
+        super().__init__(model, [layer])
+        self.tokenizer = tokenizer
+        self.targets = targets
+        self.context_templates = tuple(context_templates)
+        self.key_covariance = key_covariance.to(next(model.parameters()).device, torch.float64)
+        self.ridge = ridge
+
+    def _edit_batch(self, requests: list[EditRequest]) -> None:
+        (layer,) = self.layers
+        for request in requests:
+            z = self.targets(self.model, self.tokenizer, [request], layer)[0]
+            key = request_keys(self.model, self.tokenizer, layer, [request], self.context_templates)[0]
+            residual = z - subject_outputs(self.model, self.tokenizer, layer, [request])[0]
+            apply_delta(self.model, layer, rome_update(key, residual, self.key_covariance, ridge=self.ridge))

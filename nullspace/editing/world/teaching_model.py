@@ -1,6 +1,6 @@
 """The course's small GPT-2: architecture and training command.
 
-    python -m nullspace.editing.teaching_model --out data/course-gpt2
+    python -m nullspace.editing.world.teaching_model --out data/course-gpt2
 
 trains it from the generated fact world on the CPU and saves model and tokenizer with
 ``save_pretrained``; ``GPT2LMHeadModel.from_pretrained`` loads it like any GPT-2.
@@ -37,9 +37,9 @@ import numpy as np
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from nullspace.editing.recall import top1_accuracy
-from nullspace.editing.tokenizer import build_tokenizer
-from nullspace.editing.world import World, generate_world
+from nullspace.editing.evaluation.recall import top1_accuracy
+from nullspace.editing.world.tokenizer import build_tokenizer
+from nullspace.editing.world.facts import World, generate_world
 
 __all__ = ["TrainingConfig", "build_model", "fact_recall", "main", "train", "training_batches"]
 

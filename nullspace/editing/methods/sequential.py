@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -36,6 +36,7 @@ __all__ = [
     "SequentialEditor",
     "TargetFunction",
     "TargetOptimizer",
+    "require_layers",
     "request_keys",
     "subject_outputs",
 ]
@@ -89,6 +90,13 @@ def request_keys(model: nn.Module, tokenizer, layer: int, requests: Sequence[Edi
     """The keys of ``requests`` at ``layer``, averaged over ``context_templates`` (compute_ks)."""
     return compute_ks(model, tokenizer, layer, [r.prompt for r in requests], [r.subject for r in requests],
                       context_templates)
+
+
+def require_layers(per_layer: Mapping[int, object], layers: Sequence[int], what: str, how: str) -> None:
+    """Raise unless ``per_layer`` has an entry for every layer in ``layers`` (``how``: the fix)."""
+    missing = [layer for layer in layers if layer not in per_layer]
+    if missing:
+        raise ValueError(f"no {what} for layers {missing}; {how}.")
 
 
 class SequentialEditor(ABC):
