@@ -1,12 +1,15 @@
-"""Benchmarks: shapes and labels, determinism, and the CIFAR-100 loader on a fake data set."""
+"""Benchmarks: shapes and labels, determinism, and the CIFAR-100 loader on fake files in the
+official format (and its refusal of a crafted pickle)."""
 
+import io
 import pickle
 
 import numpy as np
 import pytest
 import torch
 
-from nullspace.continual.benchmarks import colour_gratings, load_benchmark, split_cifar100, split_digits
+from nullspace.continual.benchmarks import colour_gratings, load_benchmark, scrambled_digits, split_digits
+from nullspace.continual.cifar100 import read_cifar100_file, split_cifar100
 
 
 @pytest.fixture(autouse=True)
@@ -39,15 +42,123 @@ def test_colour_gratings_are_deterministic_and_colour():
     assert not torch.equal(a.tasks[0].train_x, other.tasks[0].train_x)
 
 
+def test_scrambled_digits_put_each_digit_on_its_own_sensor_pixels():
+    bench = scrambled_digits(num_tasks=3, noise=0.0, seed=5)
+    assert bench.num_tasks == 3 and bench.input_shape == (1, 16, 16) and bench.classes_per_task == 10
+    used = []
+    for task in bench.tasks:
+        assert task.train_x.shape == (1257, 1, 16, 16) and task.test_x.shape == (540, 1, 16, 16)
+        assert task.classes == tuple(range(10)) and set(task.train_y.tolist()) == set(range(10))
+        active = task.train_x.flatten(1).abs().sum(0) > 0
+        assert int(active.sum()) <= 64          # without noise only the task's 64 sensor pixels carry ink
+        used.append(active)
+    # the same digit in every task, its 64 pixels on other sensor places
+    first, second = (bench.tasks[j].train_x[0].flatten().sort().values for j in (0, 1))
+    assert torch.equal(first, second) and float(first.max()) <= 1.0
+    assert torch.equal(bench.tasks[0].train_y, bench.tasks[2].train_y)
+    assert not torch.equal(used[0], used[1]) and bool((used[0] & used[1]).any())
+    noisy = scrambled_digits(num_tasks=2, noise=0.02, seed=5)
+    assert float(noisy.tasks[0].train_x.flatten(1)[:, ~used[0]].std()) == pytest.approx(0.02, rel=0.05)
+    assert torch.equal(noisy.tasks[1].test_x, scrambled_digits(num_tasks=2, noise=0.02, seed=5).tasks[1].test_x)
+
+
+class OfficialFormatPickler(pickle._Pickler):
+    """Writes a pickle the way the official archive's files were written (Python 2, NumPy 1):
+    strings as Python 2 byte strings, NumPy's reconstructor under ``numpy.core.multiarray``."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_python2_string(self, obj):
+        raw = obj if isinstance(obj, bytes) else obj.encode("latin1")
+        size = len(raw)
+        self.write(pickle.SHORT_BINSTRING + bytes([size]) + raw if size < 256
+                   else pickle.BINSTRING + size.to_bytes(4, "little") + raw)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_python2_string
+    dispatch[str] = save_python2_string
+
+    def save_global(self, obj, name=None):
+        if getattr(obj, "__name__", "") == "_reconstruct":
+            self.write(pickle.GLOBAL + b"numpy.core.multiarray\n_reconstruct\n")
+            self.memoize(obj)
+            return
+        super().save_global(obj, name)
+
+    dispatch[type(len)] = save_global
+
+
+def write_official_format(path, batch):
+    buffer = io.BytesIO()
+    OfficialFormatPickler(buffer, protocol=2).dump(batch)
+    path.write_bytes(buffer.getvalue())
+
+
 def write_fake_cifar100(folder, n_train=200, n_test=100, seed=0):
+    """A tiny CIFAR-100 in the official format: ``train`` and ``test`` with the official keys."""
     rng = np.random.default_rng(seed)
     for name, n in (("train", n_train), ("test", n_test)):
         labels = np.arange(n) % 100
-        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                 b"fine_labels": labels.tolist(), b"coarse_labels": (labels // 5).tolist()}
-        with open(folder / name, "wb") as handle:
-            pickle.dump(batch, handle)
+        batch = {b"filenames": [f"image_{i}.png".encode() for i in range(n)], b"batch_label": f"{name} batch".encode(),
+                 b"fine_labels": labels.tolist(), b"coarse_labels": (labels // 5).tolist(),
+                 b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8)}
+        write_official_format(folder / name, batch)
+    write_official_format(folder / "meta", {b"fine_label_names": [f"class {i}".encode() for i in range(100)],
+                                             b"coarse_label_names": [f"group {i}".encode() for i in range(20)]})
     return folder
+
+
+def test_a_file_in_the_official_format_loads(tmp_path):
+    write_fake_cifar100(tmp_path, n_train=7, n_test=3)
+    assert (tmp_path / "train").read_bytes().startswith(b"\x80\x02}")
+    assert b"numpy.core.multiarray\n_reconstruct" in (tmp_path / "train").read_bytes()
+    images, labels = read_cifar100_file(tmp_path / "train")
+    assert images.dtype == torch.uint8 and images.shape == (7, 3, 32, 32)
+    assert labels.tolist() == list(range(7))
+    # a file written by today's pickle (protocol 4, NumPy 2's module names) loads too
+    (tmp_path / "modern").write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"fine_labels": [5, 99]}))
+    assert read_cifar100_file(tmp_path / "modern")[1].tolist() == [5, 99]
+
+
+def test_a_crafted_pickle_is_refused_before_it_runs_anything(tmp_path):
+    marker = tmp_path / "pwned"
+    crafted = tmp_path / "train"
+    # the classic payload: GLOBAL os.system, then REDUCE calls it with a shell command
+    crafted.write_bytes(b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
+    with pytest.raises(ValueError, match=r"not a CIFAR-100 python file: it asks for os\.system, which that format never holds"):
+        read_cifar100_file(crafted)
+    assert not marker.exists()
+
+    class Payload:
+        def __reduce__(self):
+            return (eval, (f"open({str(marker)!r}, 'w').close()",))
+
+    crafted.write_bytes(pickle.dumps({b"data": Payload(), b"fine_labels": []}))
+    with pytest.raises(ValueError, match="asks for builtins.eval"):
+        read_cifar100_file(crafted)
+    assert not marker.exists()
+    # an array of Python objects could hide one too: refused
+    crafted.write_bytes(pickle.dumps({b"data": np.array([None, 1], dtype=object), b"fine_labels": [0, 1]}))
+    with pytest.raises(ValueError, match="array of Python objects"):
+        read_cifar100_file(crafted)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "truncated or not a pickle"),
+    (b"\x80\x02}q\x00(U\x04data", "truncated or not a pickle"),
+    (pickle.dumps([1, 2]), "holds a list, not a dict"),
+    (pickle.dumps({b"data": np.zeros((2, 3072), np.uint8)}), "no fine_labels entry"),
+    (pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"fine_labels": [0, 1]}), r"shape \(n, 3072\)"),
+    (pickle.dumps({b"data": np.zeros((2, 3072), np.float32), b"fine_labels": [0, 1]}), "not a uint8 array"),
+    (pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"fine_labels": [0]}), "list of 2 integers"),
+    (pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"fine_labels": [0, 100]}), "span 0..100"),
+])
+def test_a_malformed_cifar_file_gets_a_clear_error(tmp_path, content, message):
+    path = tmp_path / "test"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message) as info:
+        read_cifar100_file(path)
+    assert str(path) in str(info.value) and "cifar.html" in str(info.value)
 
 
 def test_cifar100_loader_on_a_fake_data_set(tmp_path, monkeypatch):
@@ -59,9 +170,8 @@ def test_cifar100_loader_on_a_fake_data_set(tmp_path, monkeypatch):
     assert first.train_x.shape == (20, 3, 32, 32) and first.test_x.shape == (10, 3, 32, 32)
     assert set(first.train_y.tolist()) == set(range(10))
     # the layout is channel-major, like the archive: pixel (c, i, j) is data[c*1024 + i*32 + j]
-    with open(tmp_path / "train", "rb") as handle:
-        raw = pickle.load(handle)[b"data"]
-    expected = (raw[0, 1024 + 5 * 32 + 7] / 255.0 - 0.4865) / 0.2564
+    raw = read_cifar100_file(tmp_path / "train")[0].reshape(-1, 3072).numpy()
+    expected = (raw[0, 1024 + 5 * 32 + 7] / 255.0 - 0.487) / 0.256
     assert first.train_x[0, 1, 5, 7].item() == pytest.approx(expected, rel=1e-5)
     # behind the setting
     monkeypatch.setenv("NULLSPACE_CL_BENCHMARK", "cifar100")
@@ -75,7 +185,7 @@ def test_missing_cifar100_says_how_to_get_it(tmp_path):
 
 
 def test_unknown_benchmark_lists_the_choices():
-    with pytest.raises(ValueError, match="digits, gratings, cifar100"):
+    with pytest.raises(ValueError, match="digits, gratings, scrambled, cifar100"):
         load_benchmark("mnist")
 
 

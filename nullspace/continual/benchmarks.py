@@ -2,15 +2,18 @@
 
 Adam-NSCL (Wang et al., CVPR 2021, §5) evaluates in the task-incremental setting: task ``t``
 brings new classes, the model gets a new linear head for them, and at test time the task
-identity is known (the right head is used). Three benchmarks are offered:
+identity is known (the right head is used). Four benchmarks are offered:
 
 * ``digits``: scikit-learn's 8×8 hand-written digits (real data, shipped with scikit-learn)
   split into 5 tasks of 2 classes;
 * ``gratings``: a generated benchmark of 10 tasks of 2 classes of coloured, oriented gratings
   (3×16×16), made so that naive fine-tuning forgets a lot while a 5×5 colour convolution still
   sees 75-dimensional patches with room for a null space;
-* ``cifar100``: the paper's 10-split CIFAR-100 (10 tasks of 10 classes), read from the standard
-  python-pickle files in a folder you provide (for users with the data and a GPU).
+* ``scrambled``: 20 tasks that each show the ten digits through their own scrambled, noisy
+  16×16 sensor, so that the tasks' inputs come from different distributions (a harder cousin
+  of permuted MNIST, where distillation on new inputs and quadratic penalties fall short);
+* ``cifar100``: the paper's 10-split CIFAR-100 (10 tasks of 10 classes), read from the official
+  python files in a folder you provide (:mod:`nullspace.continual.cifar100`; for a GPU).
 
 Labels are re-numbered inside each task (``0 .. classes_per_task - 1``).
 """
@@ -18,30 +21,26 @@ Labels are re-numbered inside each task (``0 .. classes_per_task - 1``).
 from __future__ import annotations
 
 import math
-import os
-import pickle
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from nullspace.paths import DATA_DIR
+from nullspace.continual.arguments import check_fraction, check_int, check_number
 from nullspace.settings import cl_benchmark_name
 
 __all__ = [
     "BENCHMARK_NAMES",
     "Benchmark",
     "Task",
-    "cifar100_dir",
     "colour_gratings",
     "load_benchmark",
-    "split_cifar100",
+    "scrambled_digits",
+    "split_by_classes",
     "split_digits",
 ]
 
-BENCHMARK_NAMES = ("digits", "gratings", "cifar100")
-CIFAR100_DIR_VARIABLE = "NULLSPACE_CIFAR100_DIR"
+BENCHMARK_NAMES = ("digits", "gratings", "scrambled", "cifar100")
 
 
 @dataclass(frozen=True)
@@ -75,15 +74,18 @@ class Benchmark:
 
     def subset(self, num_tasks: int) -> Benchmark:
         """The first ``num_tasks`` tasks only (for quick runs)."""
-        if not 1 <= num_tasks <= self.num_tasks:
-            raise ValueError(f"num_tasks must lie in 1..{self.num_tasks}, got {num_tasks}.")
+        check_int(num_tasks, "num_tasks")
+        if num_tasks > self.num_tasks:
+            raise ValueError(f"num_tasks must lie in 1..{self.num_tasks} (the benchmark has {self.num_tasks} "
+                             f"tasks), got {num_tasks}.")
         return Benchmark(self.name, self.tasks[:num_tasks], self.input_shape, self.classes_per_task)
 
 
-def _split_by_classes(
+def split_by_classes(
     x: torch.Tensor, y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
     class_order: list[int], classes_per_task: int,
 ) -> tuple[Task, ...]:
+    """Tasks of ``classes_per_task`` consecutive classes of ``class_order``, labels re-numbered."""
     if len(class_order) % classes_per_task:
         raise ValueError(f"{len(class_order)} classes do not split into tasks of {classes_per_task}.")
     tasks = []
@@ -103,20 +105,29 @@ def _split_by_classes(
     return tuple(tasks)
 
 
+def _digit_split(seed: int, test_fraction: float) -> list[np.ndarray]:
+    """scikit-learn's 1797 digits (8×8 in [0, 1]) split into train and test, stratified by class."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    check_int(seed, "seed", minimum=0)
+    if not 0 < check_fraction(test_fraction, "test_fraction") < 1:
+        raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}: it is the "
+                         "share of the digits kept for testing (0.3 by default).")
+    digits = load_digits()
+    images = digits.images.astype(np.float32) / 16.0
+    return train_test_split(images, digits.target, test_size=test_fraction, random_state=seed,
+                            stratify=digits.target)
+
+
 def split_digits(seed: int = 0, test_fraction: float = 0.3) -> Benchmark:
     """scikit-learn's digits as 5 tasks of 2 classes ((0, 1), (2, 3), …), 1×8×8 inputs in [0, 1].
 
     The train/test split is stratified and fixed by ``seed``.
     """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    images = digits.images.astype(np.float32) / 16.0
-    train_x, test_x, train_y, test_y = train_test_split(
-        images, digits.target, test_size=test_fraction, random_state=seed, stratify=digits.target)
+    train_x, test_x, train_y, test_y = _digit_split(seed, test_fraction)
     as_x = lambda a: torch.from_numpy(a).unsqueeze(1)
-    tasks = _split_by_classes(as_x(train_x), torch.from_numpy(train_y), as_x(test_x),
+    tasks = split_by_classes(as_x(train_x), torch.from_numpy(train_y), as_x(test_x),
                               torch.from_numpy(test_y), list(range(10)), 2)
     return Benchmark("split-digits", tasks, (1, 8, 8), 2)
 
@@ -156,8 +167,13 @@ def colour_gratings(
     own colour, so fine-tuning the shared layers on later tasks overwrites earlier ones. The
     classes are drawn from ``seed``.
     """
-    if num_tasks < 1:
-        raise ValueError(f"num_tasks must be positive, got {num_tasks}.")
+    check_int(num_tasks, "num_tasks")
+    check_int(train_per_class, "train_per_class")
+    check_int(test_per_class, "test_per_class")
+    check_int(size, "size", minimum=4, hint="The course CNN pools twice, so use a multiple of 4 (16 by default).")
+    check_number(noise, "noise")
+    check_number(distractor_amplitude, "distractor_amplitude")
+    check_int(seed, "seed", minimum=0)
     rng = np.random.default_rng(seed)
     train_x, train_y, test_x, test_y = [], [], [], []
     for task in range(num_tasks):
@@ -170,56 +186,48 @@ def colour_gratings(
                 xs.append(_grating_images(rng, n, angle, frequency, colour, size, noise, distractor_amplitude))
                 ys.append(np.full(n, label))
     as_tensor = lambda parts: torch.from_numpy(np.concatenate(parts))
-    tasks = _split_by_classes(as_tensor(train_x), as_tensor(train_y).long(), as_tensor(test_x),
+    tasks = split_by_classes(as_tensor(train_x), as_tensor(train_y).long(), as_tensor(test_x),
                               as_tensor(test_y).long(), list(range(2 * num_tasks)), 2)
     return Benchmark("colour-gratings", tasks, (3, size, size), 2)
 
 
-def cifar100_dir() -> Path:
-    """The folder holding CIFAR-100's ``train`` and ``test`` pickles: ``$NULLSPACE_CIFAR100_DIR``,
-    else ``data/cifar-100-python``."""
-    return Path(os.environ.get(CIFAR100_DIR_VARIABLE, DATA_DIR / "cifar-100-python"))
+def scrambled_digits(num_tasks: int = 20, sensor_side: int = 16, noise: float = 0.02, seed: int = 0,
+                     test_fraction: float = 0.3) -> Benchmark:
+    """``num_tasks`` tasks that each show the ten digits through their own scrambled sensor.
 
+    A sensor has ``sensor_side²`` pixels (256 by default). Task ``t`` draws, from ``seed``, which
+    64 of them carry the 64 pixels of an 8×8 digit and in what order (a random injection); the
+    other sensor pixels carry nothing but noise, and every sensor pixel gets Gaussian noise of
+    standard deviation ``noise`` (fresh for every image). Every task is 10-way classification of
+    the same digits (scikit-learn's, split once by ``seed``), but a sensor pixel that holds the
+    top of the digit in one task holds another part, or nothing, in the next: the tasks' inputs
+    come from different distributions that overlap on about a quarter of their pixels. It is
+    permuted MNIST on a larger, noisy sensor, so that each task fills only part of the input
+    space and the noise gives every layer's input covariance a floor (what the paper's
+    ``a·λ_min`` rule needs to tell "zero" from signal).
 
-def _read_cifar_pickle(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    with path.open("rb") as handle:
-        batch = pickle.load(handle, encoding="bytes")
-    try:
-        data, labels = batch[b"data"], batch[b"fine_labels"]
-    except KeyError as err:
-        raise ValueError(f"{path} is not a CIFAR-100 python pickle: it has no {err} entry.") from err
-    images = torch.from_numpy(np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32))
-    return images, torch.tensor(labels, dtype=torch.long)
-
-
-CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
-CIFAR100_STD = (0.2673, 0.2564, 0.2762)
-
-
-def split_cifar100(directory: Path | str | None = None, num_tasks: int = 10) -> Benchmark:
-    """The paper's 10-split CIFAR-100: ``num_tasks`` tasks of ``100 / num_tasks`` classes, in the
-    natural class order, inputs normalised with the usual per-channel mean and std.
-
-    Reads ``train`` and ``test`` from ``directory`` (default :func:`cifar100_dir`), the files of
-    the "CIFAR-100 python version" archive.
+    Inputs have shape ``(1, sensor_side, sensor_side)``; ``Task.classes`` is ``(0, …, 9)`` for
+    every task.
     """
-    folder = Path(directory) if directory is not None else cifar100_dir()
-    missing = [name for name in ("train", "test") if not (folder / name).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"CIFAR-100 files {missing} not found in {folder}. Download 'CIFAR-100 python version' "
-            "(cifar-100-python.tar.gz) from https://www.cs.toronto.edu/~kriz/cifar.html, unpack it, "
-            f"and point {CIFAR100_DIR_VARIABLE} at the cifar-100-python folder (it holds 'train', "
-            "'test' and 'meta').")
-    if 100 % num_tasks:
-        raise ValueError(f"100 classes do not split into {num_tasks} equal tasks.")
-    mean = torch.tensor(CIFAR100_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CIFAR100_STD).view(1, 3, 1, 1)
-    (train_images, train_y), (test_images, test_y) = (_read_cifar_pickle(folder / n) for n in ("train", "test"))
-    normalise = lambda images: (images.float() / 255.0 - mean) / std
-    tasks = _split_by_classes(normalise(train_images), train_y, normalise(test_images), test_y,
-                              list(range(100)), 100 // num_tasks)
-    return Benchmark(f"{num_tasks}-split CIFAR-100", tasks, (3, 32, 32), 100 // num_tasks)
+    check_int(num_tasks, "num_tasks")
+    check_int(sensor_side, "sensor_side", minimum=8, hint="The sensor must hold the 64 pixels of a digit (8 × 8).")
+    check_number(noise, "noise")
+    train_x, test_x, train_y, test_y = _digit_split(seed, test_fraction)
+    pixels = sensor_side * sensor_side
+    rng = np.random.default_rng(seed)
+    tasks = []
+    for index in range(num_tasks):
+        places = rng.permutation(pixels)[:64]
+
+        def sense(images: np.ndarray) -> torch.Tensor:
+            readings = noise * rng.standard_normal((len(images), pixels))
+            readings[:, places] += images.reshape(len(images), 64)
+            return torch.from_numpy(readings.astype(np.float32)).view(-1, 1, sensor_side, sensor_side)
+
+        tasks.append(Task(index=index, classes=tuple(range(10)), train_x=sense(train_x),
+                          train_y=torch.from_numpy(train_y).long(), test_x=sense(test_x),
+                          test_y=torch.from_numpy(test_y).long()))
+    return Benchmark("scrambled-digits", tuple(tasks), (1, sensor_side, sensor_side), 10)
 
 
 def load_benchmark(name: str | None = None, seed: int = 0) -> Benchmark:
@@ -229,7 +237,11 @@ def load_benchmark(name: str | None = None, seed: int = 0) -> Benchmark:
         return split_digits(seed=seed)
     if name == "gratings":
         return colour_gratings(seed=seed)
+    if name == "scrambled":
+        return scrambled_digits(seed=seed)
     if name == "cifar100":
+        from nullspace.continual.cifar100 import split_cifar100
+
         return split_cifar100()
     raise ValueError(f"unknown benchmark {name!r}: choose one of {', '.join(BENCHMARK_NAMES)} "
                      "(NULLSPACE_CL_BENCHMARK).")

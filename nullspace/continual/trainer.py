@@ -18,24 +18,50 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nullspace.continual.arguments import check_choice, check_int, check_number
 from nullspace.continual.benchmarks import Benchmark, Task
 from nullspace.continual.methods.base import ContinualMethod
 from nullspace.continual.metrics import summarise
 from nullspace.continual.models import ContinualModel
 from nullspace.settings import device, progress
 
-__all__ = ["RunResult", "TrainConfig", "evaluate", "seed_everything", "train_sequence"]
+__all__ = ["RunResult", "TrainConfig", "crop_flip", "evaluate", "seed_everything", "train_sequence"]
+
+
+AUGMENTATIONS = ("none", "crop-flip")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How long and in what batches every task is trained."""
+    """How long and in what batches every task is trained.
+
+    ``lr_milestones``/``lr_gamma``: multiply every learning rate by ``lr_gamma`` at these epochs
+    of each task (the official CIFAR recipe: 30 and 60, γ 0.5; none by default).
+    ``augmentation``: ``"crop-flip"`` pads by 4 pixels, crops back at a random offset and flips
+    half of the images left–right, as the official CIFAR loader does; ``"none"`` by default.
+    """
 
     epochs: int = 20
     batch_size: int = 32
     seed: int = 0
     tracked_tasks: int = 3     # test losses recorded for the first tasks after every epoch
     eval_batch_size: int = 512
+    lr_milestones: tuple[int, ...] = ()
+    lr_gamma: float = 0.5
+    augmentation: str = "none"
+
+    def __post_init__(self) -> None:
+        check_int(self.epochs, "epochs", hint="It is the number of passes over each task's training data.")
+        check_int(self.batch_size, "batch_size", hint="It is the number of samples per training step (32 in the course).")
+        check_int(self.seed, "seed", minimum=0)
+        check_int(self.tracked_tasks, "tracked_tasks", minimum=0)
+        check_int(self.eval_batch_size, "eval_batch_size")
+        for milestone in self.lr_milestones:
+            check_int(milestone, "each of lr_milestones", hint="They are epochs of a task, e.g. (30, 60).")
+        if list(self.lr_milestones) != sorted(set(self.lr_milestones)):
+            raise ValueError(f"lr_milestones must be increasing epochs without repeats, got {self.lr_milestones}.")
+        check_number(self.lr_gamma, "lr_gamma", positive=True, hint="The official recipe halves the rate (0.5).")
+        check_choice(self.augmentation, "augmentation", AUGMENTATIONS)
 
 
 @dataclass
@@ -80,6 +106,21 @@ def evaluate(model: ContinualModel, task: Task, batch_size: int = 512) -> tuple[
     return 100.0 * correct / len(task.test_y), loss / len(task.test_y)
 
 
+def crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
+    """A random crop of each image padded by ``padding`` zeros, flipped left–right with
+    probability ½ (torchvision's ``RandomCrop(size, padding=4)`` and ``RandomHorizontalFlip``)."""
+    n, _, height, width = x.shape
+    padded = F.pad(x, (padding,) * 4)
+    offsets = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator)
+    flips = torch.rand(n, generator=generator) < 0.5
+    out = torch.empty_like(x)
+    for i in range(n):
+        dy, dx = int(offsets[i, 0]), int(offsets[i, 1])
+        image = padded[i, :, dy:dy + height, dx:dx + width]
+        out[i] = image.flip(-1) if flips[i] else image
+    return out
+
+
 def _freeze_earlier_heads(model: ContinualModel, task_index: int) -> None:
     for j, head in enumerate(model.heads):
         head.requires_grad_(j == task_index)
@@ -116,13 +157,18 @@ def train_sequence(
         shared = [p for p in model.shared_parameters() if p.requires_grad]
         head = list(model.heads[task.index].parameters())
         optimizer = method.optimizer(model, task, shared, head)
+        schedule = (torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_milestones), config.lr_gamma)
+                    if config.lr_milestones else None)
         model.train()
         step_time, steps = 0.0, 0
         for epoch in range(config.epochs):
             next(epoch_counter, None)
             permutation = torch.randperm(len(task.train_x), generator=order)
             for batch in permutation.split(config.batch_size):
-                x, y = task.train_x[batch].to(where), task.train_y[batch].to(where)
+                x, y = task.train_x[batch], task.train_y[batch].to(where)
+                if config.augmentation == "crop-flip":
+                    x = crop_flip(x, order)
+                x = x.to(where)
                 tic = time.perf_counter()
                 features = model.features(x)
                 loss = F.cross_entropy(model.heads[task.index](features), y)
@@ -134,6 +180,8 @@ def train_sequence(
                 optimizer.step()
                 step_time += time.perf_counter() - tic
                 steps += 1
+            if schedule is not None:
+                schedule.step()
             for j in tracked:
                 if j <= task.index:
                     loss_curves[j].append((task.index * config.epochs + epoch + 1,

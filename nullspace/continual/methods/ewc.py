@@ -3,28 +3,37 @@
 After task ``k`` the method stores the parameters ``θ*_k`` and the diagonal of the empirical
 Fisher information ``F_k = E[(∂ log p(y|x) / ∂θ)²]``; while training later tasks it adds
 ``λ/2 · Σ_k Σ_i F_k,i (θ_i − θ*_k,i)²`` to the loss. The paper's Table 1 compares against it,
-and Adam-NSCL itself uses EWC for batch-norm parameters.
+and Adam-NSCL itself uses an EWC penalty for batch-norm parameters.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from nullspace.continual.arguments import check_int, check_number
 from nullspace.continual.benchmarks import Task
 from nullspace.continual.methods.base import ContinualMethod
 from nullspace.continual.models import ContinualModel
 
-__all__ = ["EWC", "diagonal_fisher"]
+__all__ = ["EWC", "FisherAnchors", "diagonal_fisher"]
 
 
-def diagonal_fisher(model: ContinualModel, task: Task, max_samples: int = 500,
-                    batch_size: int = 100) -> dict[str, torch.Tensor]:
-    """Diagonal empirical Fisher of the shared parameters on ``task``'s training data: the mean
-    over samples of the squared per-sample gradient of the log-likelihood of the true label."""
-    names = [name for name, p in model.named_parameters() if not name.startswith("heads.") and p.requires_grad]
+def diagonal_fisher(model: ContinualModel, task: Task, names: Iterable[str] | None = None,
+                    max_samples: int = 500, batch_size: int = 100) -> dict[str, torch.Tensor]:
+    """Diagonal empirical Fisher on ``task``'s training data: the mean over (at most
+    ``max_samples``) samples of the squared per-sample gradient of the log-likelihood of the true
+    label, for the parameters ``names`` (default: every trainable parameter outside the heads).
+    The model is evaluated in eval mode (normalisation uses its running statistics)."""
+    check_int(max_samples, "max_samples")
+    check_int(batch_size, "batch_size")
+    if names is None:
+        names = [name for name, p in model.named_parameters() if not name.startswith("heads.") and p.requires_grad]
+    names = list(names)
     params = {name: p.detach() for name, p in model.named_parameters()}
     was_training = model.training
     model.eval()
@@ -46,13 +55,47 @@ def diagonal_fisher(model: ContinualModel, task: Task, max_samples: int = 500,
     return {name: value / len(x_all) for name, value in fisher.items()}
 
 
+class FisherAnchors:
+    """The sum over earlier tasks ``k`` of ``Σ_i F_k,i (θ_i − θ*_k,i)²``, kept in closed form.
+
+    Expanding the squares, the sum equals ``Σ_i A_i (θ_i − μ_i)² + c`` with ``A = Σ_k F_k`` and
+    ``μ = Σ_k F_k θ*_k / A``, where ``c ≥ 0`` does not depend on ``θ``. :meth:`penalty` returns the
+    first term: the same gradient as the sum, at the cost of one term however many tasks were
+    added (``c`` is left out; it is zero after one task).
+    """
+
+    def __init__(self) -> None:
+        self.total: dict[str, torch.Tensor] = {}      # A = Σ_k F_k
+        self.weighted: dict[str, torch.Tensor] = {}   # Σ_k F_k θ*_k
+        self.centre: dict[str, torch.Tensor] = {}     # μ = Σ_k F_k θ*_k / A (0 where A = 0)
+        self.tasks = 0
+
+    def add(self, fisher: dict[str, torch.Tensor], anchor: dict[str, torch.Tensor]) -> None:
+        """Add one task's Fisher diagonal and parameters (both keyed by parameter name)."""
+        for name, f in fisher.items():
+            self.total[name] = self.total.get(name, 0) + f
+            self.weighted[name] = self.weighted.get(name, 0) + f * anchor[name].detach()
+            total = self.total[name]
+            self.centre[name] = torch.where(total > 0, self.weighted[name] / total.clamp_min(torch.finfo(total.dtype).tiny),
+                                            torch.zeros_like(total))
+        self.tasks += 1
+
+    def penalty(self, model: nn.Module) -> torch.Tensor | None:
+        """``Σ_i A_i (θ_i − μ_i)²`` at the model's current parameters (None before any task)."""
+        if not self.tasks:
+            return None
+        current = dict(model.named_parameters())
+        return torch.stack([(total * (current[name] - self.centre[name]).pow(2)).sum()
+                            for name, total in self.total.items()]).sum()
+
+
 class EWC(ContinualMethod):
     """Adam on each task plus the EWC penalty of every earlier task."""
 
     def __init__(self, strength: float = 1000.0, lr: float = 1e-3) -> None:
-        self.strength = strength
-        self.lr = lr
-        self.anchors: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = []
+        self.strength = check_number(strength, "strength", hint="It is EWC's λ (the course uses 1e3 to 1e5).")
+        self.lr = check_number(lr, "lr", positive=True, hint="Adam's learning rate (the course uses 1e-3).")
+        self.anchors = FisherAnchors()
         self.name = f"EWC (λ={strength:g})"
 
     def optimizer(self, model: ContinualModel, task: Task, shared: list[nn.Parameter],
@@ -61,14 +104,9 @@ class EWC(ContinualMethod):
 
     def penalty(self, model: ContinualModel, task: Task, x: torch.Tensor,
                 features: torch.Tensor) -> torch.Tensor | None:
-        if not self.anchors:
-            return None
-        current = dict(model.named_parameters())
-        total = sum((fisher[name] * (current[name] - anchor[name]).pow(2)).sum()
-                    for fisher, anchor in self.anchors for name in fisher)
-        return 0.5 * self.strength * total
+        quadratic = self.anchors.penalty(model)
+        return None if quadratic is None else 0.5 * self.strength * quadratic
 
     def after_task(self, model: ContinualModel, task: Task) -> None:
         fisher = diagonal_fisher(model, task)
-        anchor = {name: p.detach().clone() for name, p in model.named_parameters() if name in fisher}
-        self.anchors.append((fisher, anchor))
+        self.anchors.add(fisher, {name: p for name, p in model.named_parameters() if name in fisher})

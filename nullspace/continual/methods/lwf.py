@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nullspace.continual.arguments import check_number
 from nullspace.continual.benchmarks import Task
 from nullspace.continual.methods.base import ContinualMethod
 from nullspace.continual.models import ContinualModel
@@ -25,9 +26,10 @@ class LwF(ContinualMethod):
     """Adam on each task plus knowledge distillation on the earlier heads."""
 
     def __init__(self, strength: float = 1.0, temperature: float = 2.0, lr: float = 1e-3) -> None:
-        self.strength = strength
-        self.temperature = temperature
-        self.lr = lr
+        self.strength = check_number(strength, "strength", hint="It is LwF's λ, the weight of the distillation loss (1 by default).")
+        self.temperature = check_number(temperature, "temperature", positive=True,
+                                        hint="The logits are divided by it; use 1 or more (2 by default).")
+        self.lr = check_number(lr, "lr", positive=True, hint="Adam's learning rate (the course uses 1e-3).")
         self.teacher: ContinualModel | None = None
         self.name = f"LwF (λ={strength:g})"
 
