@@ -66,7 +66,7 @@ class OfficialFormatPickler(pickle._Pickler):
     """Writes a pickle the way the official archive's files were written (Python 2, NumPy 1):
     strings as Python 2 byte strings, NumPy's reconstructor under ``numpy.core.multiarray``."""
 
-    dispatch = dict(pickle._Pickler.dispatch)
+    dispatch = dict(pickle._Pickler.dispatch)  # noqa: RUF012 (the pure-Python pickler's dispatch table)
 
     def save_python2_string(self, obj):
         raw = obj if isinstance(obj, bytes) else obj.encode("latin1")
@@ -201,3 +201,49 @@ def test_cifar100_runs_end_to_end_with_a_small_resnet_and_adam_nscl(tmp_path):
     assert result.accuracy.shape == (2, 2) and not np.isnan(result.accuracy[1]).any()
     assert len(method.null_dims) == 2 and set(method.null_dims[0]) == set(model.shared_layers())
     assert model.normalisation_frozen
+
+
+def test_the_papers_cifar100_recipe_is_the_official_run():
+    from nullspace.continual import recipes
+
+    config = recipes.train_config("cifar100")
+    assert (config.epochs, config.batch_size, config.lr_milestones, config.lr_gamma, config.augmentation) == \
+        (80, 32, (30, 60), 0.5, "crop-flip")
+    assert not config.freeze_statistics_after_first_task          # the official code lets them follow each task
+    paper = recipes.course_methods("cifar100")["adam-nscl-paper"]()
+    assert (paper.rule.a, paper.lr, paper.later_lr, paper.head_lr) == (10.0, 1e-4, 5e-5, 1e-3)
+    assert (paper.normalisation, paper.normalisation_lr, paper.normalisation_ewc, paper.weight_decay) == \
+        ("ewc", 5e-4, 100.0, 5e-5)
+    assert paper.scale_by_frobenius and paper.covariances.batch_means and paper.covariances.batch_size == 32
+    assert paper.eps_placement == "official"
+
+
+def test_the_cifar100_benchmark_runs_end_to_end_on_a_tiny_fake_data_set(tmp_path, monkeypatch):
+    """benchmarks/continual.py with NULLSPACE_CL_BENCHMARK=cifar100 on files in the official format:
+    the paper's run (ResNet-18 at a small width, 2 tasks, 2 epochs with a milestone after the
+    first, crop-and-flip, batch-norm EWC, batch-mean covariance, scaled projector) and GPM."""
+    import importlib.util
+    import json
+
+    from nullspace.paths import REPO_ROOT
+
+    (tmp_path / "cifar").mkdir()
+    write_fake_cifar100(tmp_path / "cifar", n_train=300, n_test=100)
+    monkeypatch.setenv("NULLSPACE_CL_BENCHMARK", "cifar100")
+    monkeypatch.setenv("NULLSPACE_CIFAR100_DIR", str(tmp_path / "cifar"))
+    spec = importlib.util.spec_from_file_location("continual_benchmark", REPO_ROOT / "benchmarks" / "continual.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "continual.json"
+    assert script.main(["--seeds", "0", "--epochs", "2", "--num-tasks", "2", "--resnet-width", "4",
+                        "--methods", "adam-nscl-paper", "gpm", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    names = {row["method"]: row for row in report["rows"]}
+    assert set(names) == {"adam-nscl-paper", "gpm"} and report["seeds"] == [0]
+    paper = names["adam-nscl-paper"]
+    assert paper["benchmark"] == "cifar100" and paper["name"] == "Adam-NSCL (paper, the official CIFAR-100 run)"
+    for row in names.values():
+        for field in ("acc", "bwt", "forgetting", "plasticity"):
+            assert set(row[field]) == {"mean", "std"} and np.isfinite(row[field]["mean"])
+    matrix = np.array(report["runs"][0]["accuracy"])
+    assert matrix.shape == (2, 2) and (matrix[np.tril_indices(2)] >= 0).all()

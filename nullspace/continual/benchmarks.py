@@ -191,6 +191,14 @@ def colour_gratings(
     return Benchmark("colour-gratings", tasks, (3, size, size), 2)
 
 
+def _sensor_readings(images: np.ndarray, places: np.ndarray, pixels: int, noise: float,
+                     rng: np.random.Generator, side: int) -> torch.Tensor:
+    """Each 8×8 image's pixels written on sensor pixels ``places``, plus noise on every pixel."""
+    readings = noise * rng.standard_normal((len(images), pixels))
+    readings[:, places] += images.reshape(len(images), 64)
+    return torch.from_numpy(readings.astype(np.float32)).view(-1, 1, side, side)
+
+
 def scrambled_digits(num_tasks: int = 20, sensor_side: int = 16, noise: float = 0.02, seed: int = 0,
                      test_fraction: float = 0.3) -> Benchmark:
     """``num_tasks`` tasks that each show the ten digits through their own scrambled sensor.
@@ -219,11 +227,7 @@ def scrambled_digits(num_tasks: int = 20, sensor_side: int = 16, noise: float = 
     for index in range(num_tasks):
         places = rng.permutation(pixels)[:64]
 
-        def sense(images: np.ndarray) -> torch.Tensor:
-            readings = noise * rng.standard_normal((len(images), pixels))
-            readings[:, places] += images.reshape(len(images), 64)
-            return torch.from_numpy(readings.astype(np.float32)).view(-1, 1, sensor_side, sensor_side)
-
+        sense = lambda images, places=places: _sensor_readings(images, places, pixels, noise, rng, sensor_side)
         tasks.append(Task(index=index, classes=tuple(range(10)), train_x=sense(train_x),
                           train_y=torch.from_numpy(train_y).long(), test_x=sense(test_x),
                           test_y=torch.from_numpy(test_y).long()))

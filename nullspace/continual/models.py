@@ -19,6 +19,7 @@ structure), :class:`SmallCNN` (the course CNN) and :class:`PreActResNet18` (the 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 
@@ -194,7 +195,7 @@ class MLP(ContinualModel):
             check_int(width, f"hidden[{i}]")
         super().__init__(hidden[-1], num_tasks, classes_per_task)
         widths = (math.prod(input_shape), *hidden)
-        self.layers = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in zip(widths[:-1], widths[1:]))
+        self.layers = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in itertools.pairwise(widths))
         self.norms = nn.ModuleList((nn.BatchNorm1d(b) if batch_norm else nn.Identity()) for b in hidden)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -211,11 +212,11 @@ def model_for(input_shape: tuple[int, int, int], num_tasks: int, classes_per_tas
               architecture: str = "cnn") -> ContinualModel:
     """The course's models: ``"cnn"``, the small CNN with a 5×5 first kernel (75-dimensional
     patches on colour, 25 on the grey digits, so the first layer keeps room for later tasks);
-    ``"mlp"``, two hidden layers of 256 (the scrambled-digits sensor); ``"resnet18"``, the
-    paper's pre-activation ResNet-18 (for GPU users)."""
+    ``"mlp"``, two hidden layers of 256 with batch norm before each ReLU (the scrambled-digits
+    sensor); ``"resnet18"``, the paper's pre-activation ResNet-18 (for GPU users)."""
     check_choice(architecture, "architecture", ARCHITECTURES)
     if architecture == "resnet18":
         return PreActResNet18(input_shape, num_tasks, classes_per_task)
     if architecture == "mlp":
-        return MLP(input_shape, num_tasks, classes_per_task)
+        return MLP(input_shape, num_tasks, classes_per_task, batch_norm=True)
     return SmallCNN(input_shape, num_tasks, classes_per_task, first_kernel=5)

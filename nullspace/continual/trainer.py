@@ -39,6 +39,11 @@ class TrainConfig:
     of each task (the official CIFAR recipe: 30 and 60, γ 0.5; none by default).
     ``augmentation``: ``"crop-flip"`` pads by 4 pixels, crops back at a random offset and flips
     half of the images left–right, as the official CIFAR loader does; ``"none"`` by default.
+    ``freeze_statistics_after_first_task``: the running statistics of every normalisation layer
+    stop moving after task 1, for every method (their parameters are left to the method).
+    Otherwise they follow whichever task is being trained, as in the official code, and move
+    every old task's outputs: on tasks whose inputs come from different distributions that
+    alone makes every method forget.
     """
 
     epochs: int = 20
@@ -49,6 +54,7 @@ class TrainConfig:
     lr_milestones: tuple[int, ...] = ()
     lr_gamma: float = 0.5
     augmentation: str = "none"
+    freeze_statistics_after_first_task: bool = False
 
     def __post_init__(self) -> None:
         check_int(self.epochs, "epochs", hint="It is the number of passes over each task's training data.")
@@ -153,6 +159,8 @@ def train_sequence(
     epoch_counter = iter(bar)
     for task in benchmark.tasks:
         _freeze_earlier_heads(model, task.index)
+        if task.index > 0 and config.freeze_statistics_after_first_task:
+            model.freeze_normalisation(parameters=False)
         method.before_task(model, task)
         shared = [p for p in model.shared_parameters() if p.requires_grad]
         head = list(model.heads[task.index].parameters())

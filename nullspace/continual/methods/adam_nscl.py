@@ -169,10 +169,9 @@ class AdamNSCLMethod(ContinualMethod):
             task 1) or ``"ewc"`` (the paper: parameters train with learning rate
             ``normalisation_lr`` under an EWC penalty ``normalisation_ewc · Σ_k F_k (θ − θ*_k)²``,
             the official code's form with coefficient 100).
-        track_statistics: under ``"ewc"``, let the running statistics follow the data being
-            trained on, as the official code does (it trains in train mode); off by default: the
-            paper regularises the parameters and says nothing of the statistics, which move every
-            old task's outputs (with ``"freeze"`` they are always frozen).
+            Under ``"ewc"`` the running statistics are left to the training protocol
+            (:class:`~nullspace.continual.trainer.TrainConfig`): the official code lets them
+            follow every new task; the paper says nothing of them.
         weight_decay: added to the gradient of the shared and normalisation parameters (not the
             heads), as in the official code (5e-5 on CIFAR-100).
         scale_by_frobenius, project, eps_placement: see :class:`AdamNSCL`.
@@ -187,7 +186,7 @@ class AdamNSCLMethod(ContinualMethod):
 
     def __init__(self, rule: SelectionRule | None = None, lr: float = 1e-3, head_lr: float | None = None, *,
                  later_lr: float | None = None, normalisation: str = "freeze", normalisation_lr: float | None = None,
-                 normalisation_ewc: float = 100.0, track_statistics: bool = False, weight_decay: float = 0.0, scale_by_frobenius: bool = False,
+                 normalisation_ewc: float = 100.0, weight_decay: float = 0.0, scale_by_frobenius: bool = False,
                  project: str = "update", eps_placement: str = "pytorch", batch_means: bool = False,
                  batch_size: int = 32, label: str | None = None) -> None:
         self.rule = rule if rule is not None else EnergyRule(0.95)
@@ -200,7 +199,6 @@ class AdamNSCLMethod(ContinualMethod):
                                              "normalisation_lr", positive=True)
         self.normalisation_ewc = check_number(normalisation_ewc, "normalisation_ewc",
                                               hint="The paper regularises batch norm with EWC at 100.")
-        self.track_statistics = track_statistics
         self.weight_decay = check_number(weight_decay, "weight_decay", hint="Use 0 for none.")
         self.scale_by_frobenius = scale_by_frobenius
         self.project = check_choice(project, "project", ("update", "gradient"))
@@ -216,8 +214,8 @@ class AdamNSCLMethod(ContinualMethod):
     def paper(cls, a: float = 10.0, **options) -> AdamNSCLMethod:
         """The paper's Adam-NSCL: null directions ``λ ≤ a·λ_min`` (a = 10 for 10-split CIFAR-100,
         30 for 20-split), the projector ``U2 U2ᵀ`` of Eq. 6, batch-norm parameters regularised with
-        EWC (coefficient 100), their running statistics fixed after task 1. ``options`` go to the
-        constructor (learning rates, the official code's switches)."""
+        EWC (coefficient 100). ``options`` go to the constructor (learning rates, the official
+        code's switches)."""
         options.setdefault("normalisation", "ewc")
         options.setdefault("label", f"paper, a={a:g}")
         return cls(rule=MinRatioRule(a), **options)
@@ -235,8 +233,6 @@ class AdamNSCLMethod(ContinualMethod):
             model.check_shared_layers_have_no_bias()
             if self.normalisation == "freeze":
                 model.freeze_normalisation()
-            elif not self.track_statistics:
-                model.freeze_normalisation(parameters=False)
 
     def optimizer(self, model: ContinualModel, task: Task, shared: list[nn.Parameter],
                   head: list[nn.Parameter]) -> torch.optim.Optimizer:

@@ -73,11 +73,15 @@ class FisherAnchors:
     def add(self, fisher: dict[str, torch.Tensor], anchor: dict[str, torch.Tensor]) -> None:
         """Add one task's Fisher diagonal and parameters (both keyed by parameter name)."""
         for name, f in fisher.items():
-            self.total[name] = self.total.get(name, 0) + f
-            self.weighted[name] = self.weighted.get(name, 0) + f * anchor[name].detach()
+            theta = anchor[name].detach()
+            if name not in self.total:           # one task: the centre is its anchor, exactly
+                self.total[name], self.weighted[name], self.centre[name] = f.clone(), f * theta, theta.clone()
+                continue
+            self.total[name] = self.total[name] + f
+            self.weighted[name] = self.weighted[name] + f * theta
             total = self.total[name]
             self.centre[name] = torch.where(total > 0, self.weighted[name] / total.clamp_min(torch.finfo(total.dtype).tiny),
-                                            torch.zeros_like(total))
+                                            self.centre[name])
         self.tasks += 1
 
     def penalty(self, model: nn.Module) -> torch.Tensor | None:
