@@ -10,7 +10,8 @@ Writes every row and every run's accuracy matrix to ``benchmarks/results/continu
                                    [--methods …] [--no-variants] [--json PATH]
 
 The reported seeds are 0, 1, 2; the hyperparameters of the scrambled-digits benchmark were
-chosen on seeds 100 and 101 (``nullspace/continual/recipes.py``). With
+chosen on seeds 100 and 101, GPM's learning rate and the paper's ``a`` on the other two on seed
+100 (``TUNING`` below, ``nullspace/continual/recipes.py``). With
 ``NULLSPACE_CL_BENCHMARK=cifar100`` (and ``NULLSPACE_CIFAR100_DIR`` pointing at the
 ``cifar-100-python`` folder) it runs the paper's 10-split CIFAR-100 with ResNet-18 instead: a GPU
 job (``--epochs``, ``--num-tasks`` and ``--resnet-width`` shrink it for a smoke test).
@@ -37,7 +38,12 @@ from nullspace.continual.trainer import RunResult, train_sequence
 from nullspace.settings import cl_benchmark_name
 
 RESULTS = Path(__file__).resolve().parent / "results" / "continual.json"
-TUNING_SEEDS = {"scrambled": [100, 101]}
+TUNING = {
+    "digits": "GPM's learning rate and the paper's a on seed 100; the rest from the course's earlier runs on seeds 0-2",
+    "gratings": "GPM's learning rate and the paper's a on seed 100; the rest from the course's earlier runs on seeds 0-2",
+    "scrambled": "EWC's and LwF's strength, GPM's learning rate and the paper's a on seeds 100 and 101",
+    "cifar100": "the official code's settings",
+}
 METRICS = {"acc": "ACC", "bwt": "BWT", "forgetting": "forgetting", "plasticity": "plasticity"}
 
 
@@ -145,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s)",
         "seeds": args.seeds,
-        "tuning_seeds": {name: TUNING_SEEDS.get(name, []) for name in args.benchmarks},
+        "hyperparameters_chosen_on": {name: TUNING[name] for name in args.benchmarks},
         "std": "over seeds, ddof 0",
         "wall_seconds": wall,
         "rows": rows,
