@@ -4,7 +4,8 @@ Prints, per benchmark and method: ACC, BWT, forgetting and plasticity (mean ± s
 in %, std with ddof 0) and the seconds per run; then the same for each departure of the official
 codes from their papers (``recipes.official_variants``), and the time of one Adam-NSCL training
 step relative to one plain Adam step, measured by interleaving the two on the same batches.
-Writes every row and every run's accuracy matrix to ``benchmarks/results/continual.json``.
+Writes every row and every run's accuracy matrix to ``benchmarks/results/continual.json``
+(``--update`` keeps the rows of the benchmarks not run this time).
 
     python benchmarks/continual.py [--seeds 0 1 2] [--benchmarks digits gratings scrambled]
                                    [--methods …] [--no-variants] [--json PATH]
@@ -107,6 +108,27 @@ def print_row(row: dict) -> None:
           flush=True)
 
 
+def write_report(path: Path, benchmarks: list[str], run_info: dict, rows: list[dict], runs: list[dict],
+                 step_times: dict[str, dict], keep_others: bool) -> None:
+    """Write the JSON report; with ``keep_others`` the rows and runs of benchmarks not run now are
+    kept from the file already there (each benchmark records the command that produced it)."""
+    report: dict = {"benchmarks": {}, "rows": [], "runs": []}
+    if keep_others and path.is_file():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        report["benchmarks"] = {name: info for name, info in old["benchmarks"].items() if name not in benchmarks}
+        report["rows"] = [row for row in old["rows"] if row["benchmark"] not in benchmarks]
+        report["runs"] = [run for run in old["runs"] if run["benchmark"] not in benchmarks]
+    for name in benchmarks:
+        report["benchmarks"][name] = {**run_info, "hyperparameters_chosen_on": TUNING[name],
+                                      "step_time": step_times.get(name)}
+    report["rows"] += rows
+    report["runs"] += runs
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    temporary.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -121,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(64 in the paper; smaller only for smoke tests)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for these models)")
     parser.add_argument("--json", type=Path, default=RESULTS, help=f"where to write the results (default {RESULTS})")
+    parser.add_argument("--update", action="store_true",
+                        help="keep the rows of the other benchmarks already in the JSON file, replace these")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows, runs, step_times = [], [], {}
@@ -145,20 +169,15 @@ def main(argv: list[str] | None = None) -> int:
                   f"Adam-NSCL {t['adam_nscl_ms']:.2f} ms, ratio {t['ratio']:.3f}", flush=True)
     wall = time.perf_counter() - start
     print(f"\ntotal {wall:.0f} s")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    report = {
+    run_info = {
         "command": "python benchmarks/continual.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s)",
         "seeds": args.seeds,
-        "hyperparameters_chosen_on": {name: TUNING[name] for name in args.benchmarks},
         "std": "over seeds, ddof 0",
         "wall_seconds": wall,
-        "rows": rows,
-        "step_time": step_times,
-        "runs": runs,
     }
-    args.json.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    write_report(args.json, args.benchmarks, run_info, rows, runs, step_times, keep_others=args.update)
     print(f"wrote {args.json}")
     return 0
 

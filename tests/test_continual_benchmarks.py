@@ -239,7 +239,7 @@ def test_the_cifar100_benchmark_runs_end_to_end_on_a_tiny_fake_data_set(tmp_path
                         "--methods", "adam-nscl-paper", "gpm", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     names = {row["method"]: row for row in report["rows"]}
-    assert set(names) == {"adam-nscl-paper", "gpm"} and report["seeds"] == [0]
+    assert set(names) == {"adam-nscl-paper", "gpm"} and report["benchmarks"]["cifar100"]["seeds"] == [0]
     paper = names["adam-nscl-paper"]
     assert paper["benchmark"] == "cifar100" and paper["name"] == "Adam-NSCL (paper, the official CIFAR-100 run)"
     for row in names.values():
