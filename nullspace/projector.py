@@ -5,8 +5,11 @@ the lessons' small matrices, slow and large at GPT-2 XL's ``d = 6400`` (a float6
 68 s and its eigenvectors 330 MB per layer). The official AlphaEdit code decomposes ``C0`` in
 float32 with an SVD and keeps a dense float32 ``P``. :func:`fast_projector`:
 
-* decomposes in float32 with LAPACK's divide-and-conquer ``syevd`` (``scipy.linalg.eigh``,
-  ``driver="evd"``; ``eigh`` equals the SVD for a symmetric PSD matrix and costs far less);
+* decomposes in float32 with LAPACK's MRRR ``syevr`` (``scipy.linalg.eigh``, ``driver="evr"``;
+  ``eigh`` equals the SVD for a symmetric PSD matrix and costs far less). Measured at d = 3200
+  (one thread): 6.4 s against the official float32 SVD's 20.1 s, with ``P`` 8× closer to a float64
+  reference (4.0e-5 against 3.5e-4); divide-and-conquer ``syevd`` was as fast but only as
+  accurate as the SVD (3.0e-4);
 * keeps only the thinner of the two orthonormal factors, ``U2`` (null side) or ``U1`` (range
   side), in float32, and releases the rest: ``P = U2 U2ᵀ = I − U1 U1ᵀ``, so a ``C0`` of rank 256
   at ``d = 6400`` keeps a 6400 × 256 matrix instead of 6400 × 6400;
@@ -20,6 +23,7 @@ float64 reference against the official float32 path's own.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,7 +99,7 @@ def thin_projector(space: NullSpace, dtype: torch.dtype = torch.float32) -> Null
 
 def fast_projector(covariance: torch.Tensor | np.ndarray, rule: SelectionRule, *,
                    dtype: torch.dtype = torch.float32, allow_empty: bool = False) -> NullProjector:
-    """Decompose ``covariance`` in ``dtype`` (LAPACK ``syevd``) and keep ``P``'s thinner factor.
+    """Decompose ``covariance`` in ``dtype`` (LAPACK ``syevr``) and keep ``P``'s thinner factor.
 
     Args:
         covariance: a symmetric ``(d, d)`` matrix such as ``C0 = E[k kᵀ]``.
@@ -108,7 +112,7 @@ def fast_projector(covariance: torch.Tensor | np.ndarray, rule: SelectionRule, *
         EmptyNullSpaceError: the rule selects no direction (and ``allow_empty`` is False).
     """
     matrix = validate_covariance(covariance).numpy().astype(np.float32 if dtype == torch.float32 else np.float64)
-    values, vectors = scipy.linalg.eigh(matrix, driver="evd", overwrite_a=True, check_finite=False)
+    values, vectors = scipy.linalg.eigh(matrix, driver="evr", overwrite_a=True, check_finite=False)
     del matrix
     singular = np.abs(values)
     order = np.argsort(singular, kind="stable")
@@ -118,6 +122,12 @@ def fast_projector(covariance: torch.Tensor | np.ndarray, rule: SelectionRule, *
         raise EmptyNullSpaceError(
             f"the rule '{rule.describe()}' selects no null direction (λ from {float(eigenvalues[0]):.3g} to "
             f"{float(eigenvalues[-1]):.3g}); raise the threshold or pass allow_empty=True.")
+    cut = float(eigenvalues[mask].max()) if bool(mask.any()) else 0.0
+    noise = eigenvalues.numel() * float(torch.finfo(dtype).eps) * float(eigenvalues[-1])
+    if dtype == torch.float32 and 0 < cut < 100 * noise:
+        warnings.warn(f"the rule '{rule.describe()}' cuts at λ ≈ {cut:.3g}, within 100× of float32 round-off "
+                      f"({noise:.3g} = d·eps·λmax): the null dimension is not reliable in float32. Pass "
+                      "dtype=torch.float64.", stacklevel=2)
     null_dim = int(mask.sum())
     keep_null = null_dim <= len(mask) - null_dim
     columns = order[mask.numpy() if keep_null else ~mask.numpy()]

@@ -71,8 +71,9 @@ def solve_symmetric_psd(system: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor
     Cholesky; an LU solve is tried only when Cholesky finds it not positive definite, and the
     pseudo-inverse only when LU finds it exactly singular.
     """
-    live = system.diagonal() > 0
+    live = system.diagonal() != 0
     if not bool(live.all()):
+        live = (system != 0).any(dim=1)  # a zero diagonal entry of a PSD matrix means a zero row
         out = torch.zeros_like(rhs)
         out[live] = solve_symmetric_psd(system[live][:, live], rhs[live])
         return out
