@@ -16,7 +16,7 @@ from the small offline defaults to the papers' real setting:
   checkout still keeps hours of GPT-2 XL statistics.
 * ``NULLSPACE_DATA_DIR``: the folder holding your own copies of the papers' data (CounterFact,
   multi-CounterFact, ZsRE, attribute snippets, IDF statistics, a corpus for ``C0``); see
-  :mod:`nullspace.editing.datasets`. Never downloaded by the course.
+  :mod:`nullspace.editing.official_data`. Never downloaded by the course.
 """
 
 from __future__ import annotations
