@@ -97,6 +97,19 @@ def thin_projector(space: NullSpace, dtype: torch.dtype = torch.float32) -> Null
     return NullProjector(space.eigenvalues, space.null_dim, factor.to(dtype).contiguous(), keep_null, space.rule)
 
 
+def _warn_if_unresolved(eigenvalues: torch.Tensor, mask: torch.Tensor, rule: SelectionRule) -> None:
+    """Warn when eigenvalues lie within float32 round-off (``√d·eps·λmax``) of the rule's cut, so
+    that the null dimension could differ from a float64 decomposition's."""
+    cut = rule.threshold(eigenvalues) if hasattr(rule, "threshold") else float(
+        (eigenvalues[mask].max() + eigenvalues[~mask].min()) / 2)
+    noise = eigenvalues.numel() ** 0.5 * float(torch.finfo(torch.float32).eps) * float(eigenvalues[-1])
+    close = int(((eigenvalues - cut).abs() < noise).sum())
+    if close:
+        warnings.warn(f"{close} eigenvalues lie within float32 round-off ({noise:.3g} = √d·eps·λmax) of the cut of "
+                      f"'{rule.describe()}': the null dimension is not reliable in float32. Pass dtype=torch.float64.",
+                      stacklevel=3)
+
+
 def fast_projector(covariance: torch.Tensor | np.ndarray, rule: SelectionRule, *,
                    dtype: torch.dtype = torch.float32, allow_empty: bool = False) -> NullProjector:
     """Decompose ``covariance`` in ``dtype`` (LAPACK ``syevr``) and keep ``P``'s thinner factor.
@@ -122,12 +135,8 @@ def fast_projector(covariance: torch.Tensor | np.ndarray, rule: SelectionRule, *
         raise EmptyNullSpaceError(
             f"the rule '{rule.describe()}' selects no null direction (λ from {float(eigenvalues[0]):.3g} to "
             f"{float(eigenvalues[-1]):.3g}); raise the threshold or pass allow_empty=True.")
-    cut = float(eigenvalues[mask].max()) if bool(mask.any()) else 0.0
-    noise = eigenvalues.numel() * float(torch.finfo(dtype).eps) * float(eigenvalues[-1])
-    if dtype == torch.float32 and 0 < cut < 100 * noise:
-        warnings.warn(f"the rule '{rule.describe()}' cuts at λ ≈ {cut:.3g}, within 100× of float32 round-off "
-                      f"({noise:.3g} = d·eps·λmax): the null dimension is not reliable in float32. Pass "
-                      "dtype=torch.float64.", stacklevel=2)
+    if dtype == torch.float32 and bool(mask.any()) and not bool(mask.all()):
+        _warn_if_unresolved(eigenvalues, mask, rule)
     null_dim = int(mask.sum())
     keep_null = null_dim <= len(mask) - null_dim
     columns = order[mask.numpy() if keep_null else ~mask.numpy()]
