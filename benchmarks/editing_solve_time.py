@@ -8,10 +8,13 @@ d_ff = 6400 by default; residuals of width 1600):
 
 * MEMIT (Eq. 15): ``λ C0 + K1 K1ᵀ + Kp Kpᵀ`` formed and solved by Cholesky (its LU succeeds: no
   ``pinv``), with the cache ``Kp Kpᵀ`` kept as a ``d × d`` matrix as the official code does;
-* AlphaEdit (Eq. 14), push-through form: the ``N × N`` system with ``N = u + N_p``;
+* AlphaEdit (Eq. 14), push-through form as the editor runs it: the ``N × N`` system with
+  ``N = u + N_p``, the earlier keys' projections and Gram matrix kept from earlier batches, the
+  projector kept as its thinner float32 factor (``nullspace.projector``);
 * AlphaEdit, the official ``d × d`` form with ``P Kp Kpᵀ`` kept up to date.
 
-``P`` projects out 256 random directions (its cost does not depend on its content). Times are CPU
+``P`` projects out 256 random directions (kept as that 256-column factor; a projector of GPT-2 XL's
+C0 keeps at most 3200 columns, and the d × d forms' cost does not depend on it). Times are CPU
 seconds of this process (one thread; the machine may be shared), the median of ``--repeats`` runs.
 Then, at ``--crossover-dim``, ``N_p`` is swept to find where the ``d × d`` form becomes cheaper
 than the push-through form (the editor switches at ``N ≥ PUSH_THROUGH_LIMIT · d``).
@@ -26,8 +29,9 @@ import time
 
 import torch
 
-from nullspace.editing.methods.alphaedit import alphaedit_push_through, alphaedit_update
+from nullspace.editing.methods.alphaedit import alphaedit_update, alphaedit_with_earlier
 from nullspace.editing.methods.memit import memit_update
+from nullspace.projector import NullProjector
 
 
 def cpu_seconds(fn, repeats: int) -> float:
@@ -42,8 +46,7 @@ def cpu_seconds(fn, repeats: int) -> float:
 def problem(dim: int, earlier: int, u: int = 100, d_out: int = 1600, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     basis, _ = torch.linalg.qr(torch.randn(dim, min(256, dim // 4), generator=g, dtype=torch.float64))
-    projector = -(basis @ basis.T)
-    projector.diagonal().add_(1.0)
+    projector = NullProjector(torch.ones(dim), dim - basis.shape[1], basis.float(), False, "256 directions protected")
     factor = torch.randn(dim, 256, generator=g, dtype=torch.float64)
     c0 = factor @ factor.T / 256
     c0.diagonal().add_(1e-2)
@@ -65,11 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     for earlier in args.earlier:
         projector, c0, keys, residuals, kp = problem(args.dim, earlier)
         cache = kp.T @ kp
-        projected_cache = (kp @ projector).T @ kp  # P Kp Kpᵀ (P symmetric)
+        projected_kp = projector.project(kp).double()
+        projected_cache = projected_kp.T @ kp  # P Kp Kpᵀ (P symmetric)
+        gram = projected_kp @ kp.T
         memit = cpu_seconds(lambda: memit_update(keys, residuals, c0, covariance_weight=2e4, edited_covariance=cache),
                             args.repeats)
-        pushed = cpu_seconds(lambda: alphaedit_update(keys, residuals, projector, l2_weight=10.0,
-                                                      earlier_keys=kp if earlier else None), args.repeats)
+        pushed = cpu_seconds(lambda: alphaedit_with_earlier(keys, residuals, projector, 10.0, kp if earlier else None,
+                                                            projected_kp, gram), args.repeats)
         square = cpu_seconds(lambda: alphaedit_update(keys, residuals, projector, l2_weight=10.0,
                                                       projected_edited_covariance=projected_cache), args.repeats)
         print(f"d = {args.dim}, N_p = {earlier}: MEMIT {memit:.2f} s; AlphaEdit push-through {pushed:.3f} s "
@@ -79,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     for fraction in (0.25, 0.5, 0.75, 1.0, 1.25, 1.5):
         earlier = max(0, int(fraction * dim) - 100)
         projector, _, keys, residuals, kp = problem(dim, earlier)
-        projected_cache = (kp @ projector).T @ kp
-        k_all = torch.cat([keys, kp])
-        pushed = cpu_seconds(lambda: alphaedit_push_through(residuals, k_all @ projector, k_all, 10.0), args.repeats)
+        projected_kp = projector.project(kp).double()
+        projected_cache = projected_kp.T @ kp
+        gram = projected_kp @ kp.T
+        pushed = cpu_seconds(lambda: alphaedit_with_earlier(keys, residuals, projector, 10.0, kp, projected_kp, gram),
+                             args.repeats)
         square = cpu_seconds(lambda: alphaedit_update(keys, residuals, projector, l2_weight=10.0,
                                                       projected_edited_covariance=projected_cache), args.repeats)
         print(f"  N = {fraction:.2f}·d: push-through {pushed:.3f} s, d×d form {square:.3f} s", flush=True)

@@ -41,7 +41,8 @@ from nullspace.editing.methods.sequential import KeyValueEditor, TargetFunction,
 from nullspace.linalg import NullSpace
 from nullspace.projector import NullProjector, thin_projector
 
-__all__ = ["PUSH_THROUGH_LIMIT", "AlphaEditEditor", "alphaedit_push_through", "alphaedit_update"]
+__all__ = ["PUSH_THROUGH_LIMIT", "AlphaEditEditor", "alphaedit_push_through", "alphaedit_update",
+           "alphaedit_with_earlier"]
 
 # The editor uses the push-through form while the number of keys edited so far N < this · d.
 # Measured at d = 6400, one thread (benchmarks/editing_solve_time.py): see the README.
@@ -229,15 +230,25 @@ class AlphaEditEditor(KeyValueEditor):
         if keys.shape[0] + self.edited_key_count(layer) >= PUSH_THROUGH_LIMIT * projector.dim:
             return alphaedit_update(keys, residuals, projector, l2_weight=self.l2_weight,
                                     earlier_keys=self.edited_keys.get(layer))
-        check_keys_and_residuals(keys, residuals)
-        k = as_float64(keys, "keys").to(projector.factor.device)
-        r = as_float64(residuals, "residuals").to(k.device)
-        projected = _project_rows(projector, k)
-        if layer not in self.edited_keys:
-            return alphaedit_push_through(r, projected, k, self.l2_weight)
-        old_keys = self.edited_keys[layer].to(torch.float64)
-        old_projected = self.projected_edited_keys[layer].to(torch.float64)
-        cross = projected @ old_keys.T
-        gram = torch.cat([torch.cat([projected @ k.T, cross], 1), torch.cat([cross.T, self.edited_gram[layer]], 1)])
-        return alphaedit_push_through(r, torch.cat([projected, old_projected]), torch.cat([k, old_keys]),
-                                      self.l2_weight, gram=gram)
+        return alphaedit_with_earlier(keys, residuals, projector, self.l2_weight, self.edited_keys.get(layer),
+                                      self.projected_edited_keys.get(layer), self.edited_gram.get(layer))
+
+
+def alphaedit_with_earlier(keys: torch.Tensor, residuals: torch.Tensor, projector: NullProjector, l2_weight: float,
+                           earlier_keys: torch.Tensor | None = None, projected_earlier: torch.Tensor | None = None,
+                           earlier_gram: torch.Tensor | None = None) -> torch.Tensor:
+    """The push-through form for a batch when ``Kpᵀ``, ``Kpᵀ P`` and ``Kpᵀ P Kp`` are kept from
+    earlier batches (what :class:`AlphaEditEditor` does): the batch costs ``u·d·k`` for its own
+    projection (``k`` the projector factor's width), ``u·N·d`` for the new Gram blocks and
+    ``N³/3 + N·d·d_out`` for the solve, instead of MEMIT's ``d³/3``."""
+    check_keys_and_residuals(keys, residuals)
+    k = as_float64(keys, "keys").to(projector.factor.device)
+    r = as_float64(residuals, "residuals").to(k.device)
+    projected = _project_rows(projector, k)
+    if earlier_keys is None:
+        return alphaedit_push_through(r, projected, k, l2_weight)
+    old_keys = earlier_keys.to(torch.float64)
+    cross = projected @ old_keys.T
+    gram = torch.cat([torch.cat([projected @ k.T, cross], 1), torch.cat([cross.T, earlier_gram], 1)])
+    return alphaedit_push_through(r, torch.cat([projected, projected_earlier.to(torch.float64)]),
+                                  torch.cat([k, old_keys]), l2_weight, gram=gram)
