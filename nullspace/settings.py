@@ -10,18 +10,27 @@ from the small offline defaults to the papers' real setting:
   ``meta``); default ``data/cifar-100-python``.
 * ``NULLSPACE_DEVICE``: ``cpu`` (default when no GPU) or ``cuda``.
 * ``NULLSPACE_PROGRESS``: ``1`` (default) shows progress bars; ``0`` hides them (tests, builds).
+* ``NULLSPACE_CACHE_DIR``: where computed statistics (``C0`` per model and layer) are cached.
+  Default: ``data/cache`` in the course folder when it is writable, else the user's cache folder
+  (``$XDG_CACHE_HOME/nullspace-course``, i.e. ``~/.cache/nullspace-course``), so a read-only
+  checkout still keeps hours of GPT-2 XL statistics.
+* ``NULLSPACE_DATA_DIR``: the folder holding your own copies of the papers' data (CounterFact,
+  multi-CounterFact, ZsRE, attribute snippets, IDF statistics, a corpus for ``C0``); see
+  :mod:`nullspace.editing.official_data`. Never downloaded by the course.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 import torch
 from tqdm import tqdm
 
-__all__ = ["cl_benchmark_name", "device", "edit_model_name", "progress", "progress_enabled"]
+__all__ = ["cache_dir", "cl_benchmark_name", "data_dir", "device", "edit_model_name", "progress", "progress_enabled",
+           "user_cache_dir"]
 
 T = TypeVar("T")
 
@@ -50,3 +59,36 @@ def progress_enabled() -> bool:
 def progress(iterable: Iterable[T], **kwargs) -> Iterator[T]:
     """Wrap ``iterable`` in a tqdm bar unless progress bars are switched off."""
     return iter(tqdm(iterable, disable=not progress_enabled(), **kwargs))
+
+
+def user_cache_dir() -> Path:
+    """The user's own cache folder for the course: ``$XDG_CACHE_HOME/nullspace-course``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nullspace-course"
+
+
+def _writable(folder: Path) -> bool:
+    """Whether ``folder`` exists and is writable, or can be created."""
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            return False
+        probe = probe.parent
+    return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
+
+
+def cache_dir() -> Path:
+    """Where computed statistics are cached (``NULLSPACE_CACHE_DIR``; see the module docstring)."""
+    chosen = os.environ.get("NULLSPACE_CACHE_DIR")
+    if chosen:
+        return Path(chosen).expanduser()
+    from nullspace.paths import DATA_DIR
+
+    course_cache = DATA_DIR / "cache"
+    return course_cache if _writable(course_cache) else user_cache_dir()
+
+
+def data_dir() -> Path | None:
+    """The folder of the user's own copies of the papers' data (``NULLSPACE_DATA_DIR``), or None."""
+    chosen = os.environ.get("NULLSPACE_DATA_DIR")
+    return Path(chosen).expanduser() if chosen else None

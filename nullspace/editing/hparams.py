@@ -63,6 +63,13 @@ _HPARAMS: dict[str, EditHyperParams] = {
     # kept; 25 steps instead of 20. Measured on the shipped model (benchmarks/teaching_model.py):
     # with 5 contexts, 100/100 requests reach top-1 with NLL < 0.5 within the clamp (mean
     # ‖δ‖/‖h‖ 0.71) and transfer to the relation's other prompts 97% of the time.
+    # Official AlphaEdit values (hparams/AlphaEdit/EleutherAI_gpt-j-6B.json, Llama3-8B.json): GPT-J
+    # layers 3-8, 25 steps at lr 0.5; Llama 3 8B layers 4-8, 25 steps at lr 0.1; both KL 0.0625,
+    # weight decay 0.5, clamp 0.75 (module names: nullspace/editing/architectures.py).
+    "EleutherAI/gpt-j-6B": EditHyperParams(layers=(3, 4, 5, 6, 7, 8), v_num_grad_steps=25, v_lr=0.5,
+                                           kl_factor=0.0625, v_weight_decay=0.5, clamp_norm_factor=0.75),
+    "meta-llama/Meta-Llama-3-8B": EditHyperParams(layers=(4, 5, 6, 7, 8), v_num_grad_steps=25, v_lr=0.1,
+                                                  kl_factor=0.0625, v_weight_decay=0.5, clamp_norm_factor=0.75),
     "course-gpt2": EditHyperParams(layers=(0, 1), v_num_grad_steps=25, v_lr=0.5, kl_factor=0.0625,
                                    v_weight_decay=0.5, clamp_norm_factor=0.75),
 }
@@ -79,7 +86,8 @@ def _lookup(table: dict, model_name: str, what: str):
 
 
 def hparams_for(model_name: str) -> EditHyperParams:
-    """The editing hyperparameters of ``model_name`` (``course-gpt2`` or ``gpt2-xl``)."""
+    """The editing hyperparameters of ``model_name`` (``course-gpt2``, ``gpt2-xl``,
+    ``EleutherAI/gpt-j-6B``, ``meta-llama/Meta-Llama-3-8B``)."""
     return _lookup(_HPARAMS, model_name, "editing hyperparameters")
 
 
@@ -120,6 +128,17 @@ _METHOD_HPARAMS: dict[str, MethodHyperParams] = {
     "gpt2-xl": MethodHyperParams(memit_covariance_weight=20000.0, alphaedit_rule=AbsoluteRule(2e-2),
                                  alphaedit_l2=10.0, rome_layer=17, ft_layers=(0,), ft_learning_rate=5e-4,
                                  ft_steps=25, ft_norm_constraint=5e-4, statistics_texts=100_000),
+    # Official values: MEMIT λ = 15000, AlphaEdit threshold 2e-2 and L2 = 10 (hparams/MEMIT and
+    # hparams/AlphaEdit JSON files), ROME at layer 5 (hparams/ROME). FT: Llama 3's official FT file
+    # (layer 21, lr 5e-4, 25 steps, no norm constraint); GPT-J has none in those repositories, so it
+    # takes GPT-2 XL's FT-L values (a stated assumption). C0 from 100,000 Wikipedia texts.
+    "EleutherAI/gpt-j-6B": MethodHyperParams(memit_covariance_weight=15000.0, alphaedit_rule=AbsoluteRule(2e-2),
+                                             alphaedit_l2=10.0, rome_layer=5, ft_layers=(0,), ft_learning_rate=5e-4,
+                                             ft_steps=25, ft_norm_constraint=5e-4, statistics_texts=100_000),
+    "meta-llama/Meta-Llama-3-8B": MethodHyperParams(memit_covariance_weight=15000.0,
+                                                    alphaedit_rule=AbsoluteRule(2e-2), alphaedit_l2=10.0,
+                                                    rome_layer=5, ft_layers=(21,), ft_learning_rate=5e-4, ft_steps=25,
+                                                    ft_norm_constraint=float("inf"), statistics_texts=100_000),
     # Every setting is the best of the grid of benchmarks/editing.py by ROME's score S (300 edits
     # in batches of 25 on the shipped model, measured 2026-11-22): FT L∞ 2e-2 (S 26.4); ROME at
     # block 0 (88.2, block 1: 87.8); MEMIT λ = 1000 (91.4); AlphaEdit λ < 1e-2 with L2 = 1 (90.6).

@@ -15,15 +15,15 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from nullspace.editing import architectures
+
 __all__ = ["compute_ks", "ffn_output_layer", "keys_at", "subject_token_index"]
 
 
 def ffn_output_layer(model: PreTrainedModel, layer: int) -> nn.Module:
-    """The FFN output matrix ``W`` of block ``layer`` (GPT-2's ``transformer.h[layer].mlp.c_proj``)."""
-    blocks = model.transformer.h
-    if not 0 <= layer < len(blocks):
-        raise IndexError(f"layer {layer} does not exist: the model has blocks 0..{len(blocks) - 1}.")
-    return blocks[layer].mlp.c_proj
+    """The FFN output matrix ``W`` of block ``layer`` (GPT-2 ``c_proj``, GPT-J ``fc_out``, Llama
+    ``down_proj``: :mod:`nullspace.editing.architectures`)."""
+    return architectures.ffn_output(model, layer)
 
 
 def subject_token_index(tokenizer: PreTrainedTokenizerBase, prompt: str, subject: str) -> int:

@@ -1,10 +1,12 @@
 """Loading the language model the editing lessons use: the shipped teaching model or GPT-2 XL.
 
-Both load with the very same ``from_pretrained`` calls; only the name changes:
+All load with the very same ``from_pretrained`` calls; only the name changes:
 
 * ``course-gpt2`` (default): the small GPT-2 trained on the fact world, in ``data/course-gpt2``;
-* ``gpt2-xl`` (or any GPT-2 name on the Hugging Face hub): read from the local Hugging Face cache
-  only, never downloaded by the course.
+* ``gpt2-xl``, ``EleutherAI/gpt-j-6B``, ``meta-llama/Meta-Llama-3-8B`` (the models of AlphaEdit's
+  Table 1, :mod:`nullspace.editing.architectures`), any such hub name, or a local folder written
+  by ``save_pretrained``: read from the local Hugging Face cache or that folder only, never
+  downloaded by the course.
 
 The name comes from ``nullspace.settings.edit_model_name()`` (``NULLSPACE_EDIT_MODEL``).
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer, GPT2LMHeadModel, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as transformers_logging
 
 from nullspace.paths import DATA_DIR
@@ -42,7 +44,7 @@ def model_source(name: str) -> str | Path:
 
 
 def load_model(name: str | None = None, device: torch.device | str | None = None,
-               ) -> tuple[GPT2LMHeadModel, PreTrainedTokenizerBase]:
+               ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """``(model, tokenizer)`` for ``name`` (default: ``NULLSPACE_EDIT_MODEL``), in eval mode.
 
     Never downloads: a hub model must already be in the local Hugging Face cache, otherwise a
@@ -60,14 +62,14 @@ def load_model(name: str | None = None, device: torch.device | str | None = None
     transformers_logging.disable_progress_bar()  # no "Loading weights" bar in lesson outputs
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
-        model = GPT2LMHeadModel.from_pretrained(source, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(source, local_files_only=True)
     except OSError as err:
         hint = _MEMORY_HINTS.get(name, "Check the memory it needs before downloading it.")
         raise ModelNotAvailableError(
             f"the model {name!r} is not in the local Hugging Face cache, and the course never downloads "
             f"weights. On a machine with internet access run\n"
-            f"    python -c \"from transformers import AutoTokenizer, GPT2LMHeadModel; "
-            f"AutoTokenizer.from_pretrained('{name}'); GPT2LMHeadModel.from_pretrained('{name}')\"\n"
+            f"    python -c \"from transformers import AutoTokenizer, AutoModelForCausalLM; "
+            f"AutoTokenizer.from_pretrained('{name}'); AutoModelForCausalLM.from_pretrained('{name}')\"\n"
             f"(or `hf download {name}`), then copy the cache (~/.cache/huggingface) here. {hint} "
             f"Set NULLSPACE_EDIT_MODEL=course-gpt2 to use the shipped small model instead.") from err
     finally:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from nullspace.capture import weight_as_matrix
+from nullspace.editing import architectures
 
 __all__ = ["apply_delta", "ffn_output", "spread_over_layers"]
 
@@ -25,11 +26,9 @@ LayerSolve = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def ffn_output(model: nn.Module, layer: int) -> nn.Module:
-    """GPT-2's FFN output matrix ``W`` of block ``layer`` (``transformer.h[layer].mlp.c_proj``)."""
-    blocks = model.transformer.h
-    if not 0 <= layer < len(blocks):
-        raise IndexError(f"layer {layer} does not exist: the model has blocks 0..{len(blocks) - 1}.")
-    return blocks[layer].mlp.c_proj
+    """The FFN output matrix ``W`` of block ``layer`` (GPT-2 ``c_proj``, GPT-J ``fc_out``, Llama
+    ``down_proj``: :mod:`nullspace.editing.architectures`)."""
+    return architectures.ffn_output(model, layer)
 
 
 @torch.no_grad()

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from nullspace.editing import architectures
 from nullspace.editing.hparams import EditHyperParams
 from nullspace.editing.keys import subject_token_index
 
@@ -70,7 +71,7 @@ def adding_to_hidden_state(model: PreTrainedModel, layer: int, positions: Sequen
         hidden[rows, index.to(hidden.device)] = hidden[rows, index.to(hidden.device)] + vector.to(hidden.dtype)
         return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
 
-    handle = model.transformer.h[layer].register_forward_hook(hook)
+    handle = architectures.block(model, layer).register_forward_hook(hook)
     try:
         yield
     finally:
@@ -119,7 +120,7 @@ def compute_z(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, reques
     def record(_module, _inputs, output) -> None:
         clean.append(_block_output(output)[0, positions[0]].detach().clone())
 
-    handle = model.transformer.h[layer].register_forward_hook(record)
+    handle = architectures.block(model, layer).register_forward_hook(record)
     try:
         with torch.no_grad():
             model(input_ids=input_ids[:1], attention_mask=attention_mask[:1])

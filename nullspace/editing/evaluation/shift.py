@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
+from nullspace.editing import architectures
 from nullspace.editing.keys import subject_token_index
 
 __all__ = ["mean_shift", "preserved_hidden_states", "principal_plane"]
@@ -22,7 +23,7 @@ def preserved_hidden_states(model, tokenizer, layer: int, prompts: Sequence[str]
     """Output of block ``layer`` at the subject's last token of ``prompts[i].format(subjects[i])``."""
     device = next(model.parameters()).device
     captured: list[torch.Tensor] = []
-    handle = model.transformer.h[layer].register_forward_hook(
+    handle = architectures.block(model, layer).register_forward_hook(
         lambda _m, _i, out: captured.append((out[0] if isinstance(out, tuple) else out).detach()))
     try:
         enc = tokenizer([p.format(s) for p, s in zip(prompts, subjects, strict=True)], return_tensors="pt",

@@ -22,7 +22,7 @@ import torch
 from nullspace.editing.methods._solve import as_float64, check_keys_and_residuals, check_square
 from nullspace.editing.methods.sequential import KeyValueEditor, TargetFunction, require_layers
 
-__all__ = ["MemitEditor", "memit_update"]
+__all__ = ["MemitEditor", "memit_update", "solve_symmetric_psd"]
 
 
 def memit_update(
@@ -58,14 +58,32 @@ def memit_update(
         check_square(cp, d_in, "edited_covariance")
         system = system + cp
     # Δᵀ = A⁻¹ K1 Rᵀ with A symmetric, so Δ = R K1ᵀ A⁻¹.
-    rhs = k.T @ r
-    try:
-        return torch.linalg.solve(system, rhs).T
-    except torch.linalg.LinAlgError:
-        # A key unit that is zero in C0, in every new key and in every earlier key (a dead ReLU
-        # unit, say) makes A singular; Δ's column there cannot matter, and the pseudo-inverse
-        # sets it to zero (the minimum-norm solution).
-        return (torch.linalg.pinv(system, hermitian=True) @ rhs).T
+    return solve_symmetric_psd(system, k.T @ r).T
+
+
+def solve_symmetric_psd(system: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """``A⁻¹ B`` for a symmetric positive semi-definite ``A`` (MEMIT's ``λ C0 + K Kᵀ + Kp Kpᵀ``).
+
+    A key unit that is zero in ``C0``, in every new key and in every earlier key (a dead ReLU/GELU
+    unit: the course model's block 1 has 7) makes ``A``'s row and column there zero. Such units
+    are dropped from the solve and their rows of the result set to zero, the minimum-norm
+    solution (what ``pinv`` gives) at the cost of the live block only. The live block is solved by
+    Cholesky; an LU solve is tried only when Cholesky finds it not positive definite, and the
+    pseudo-inverse only when LU finds it exactly singular.
+    """
+    live = system.diagonal() != 0
+    if not bool(live.all()):
+        live = (system != 0).any(dim=1)  # a zero diagonal entry of a PSD matrix means a zero row
+        out = torch.zeros_like(rhs)
+        out[live] = solve_symmetric_psd(system[live][:, live], rhs[live])
+        return out
+    factor, info = torch.linalg.cholesky_ex(system)
+    if int(info) == 0:
+        return torch.cholesky_solve(rhs, factor)
+    solution, info = torch.linalg.solve_ex(system, rhs)
+    if int(info) == 0:
+        return solution
+    return torch.linalg.pinv(system, hermitian=True) @ rhs
 
 
 class MemitEditor(KeyValueEditor):

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from nullspace.capture import weight_as_matrix
+from nullspace.editing import architectures
 from nullspace.editing.hparams import EditHyperParams
 from nullspace.editing.keys import compute_ks, subject_token_index
 from nullspace.editing.requests import EditRequest
@@ -73,7 +74,7 @@ def subject_outputs(model: nn.Module, tokenizer, layer: int, requests: Sequence[
     in its edit prompt, ``(u, d_model)``; the ``h_L`` of the residual ``z − h_L``."""
     device = next(model.parameters()).device
     captured: list[torch.Tensor] = []
-    handle = model.transformer.h[layer].register_forward_hook(
+    handle = architectures.block(model, layer).register_forward_hook(
         lambda _m, _i, output: captured.append((output[0] if isinstance(output, tuple) else output).detach()))
     try:
         enc = tokenizer([r.edit_prompt for r in requests], return_tensors="pt", padding=True,
