@@ -10,6 +10,11 @@ from the small offline defaults to the papers' real setting:
   ``meta``); default ``data/cifar-100-python``.
 * ``NULLSPACE_DEVICE``: ``cpu`` (default when no GPU) or ``cuda``.
 * ``NULLSPACE_PROGRESS``: ``1`` (default) shows progress bars; ``0`` hides them (tests, builds).
+* ``NULLSPACE_THREADS``: the number of CPU threads torch uses (a positive integer); unset, torch
+  keeps its own default (one per core). It is applied once, when the package is first imported
+  (``import nullspace`` calls :func:`apply_threads`): every lesson's setup cell, every test and
+  every benchmark imports ``nullspace`` before it computes. The Makefile sets it for the tests;
+  a lesson's stored outputs do not depend on it (CONTRIBUTING.md, "Portable outputs").
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from typing import TypeVar
 import torch
 from tqdm import tqdm
 
-__all__ = ["cl_benchmark_name", "device", "edit_model_name", "progress", "progress_enabled"]
+__all__ = ["apply_threads", "cl_benchmark_name", "device", "edit_model_name", "progress", "progress_enabled",
+           "threads"]
 
 T = TypeVar("T")
 
@@ -40,6 +46,28 @@ def device() -> torch.device:
     """``NULLSPACE_DEVICE`` if set, else CUDA when available, else the CPU."""
     name = os.environ.get("NULLSPACE_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def threads() -> int | None:
+    """``NULLSPACE_THREADS`` as a positive integer, or ``None`` when it is unset or empty.
+
+    Raises ``ValueError`` naming the setting when it is not a positive integer.
+    """
+    text = os.environ.get("NULLSPACE_THREADS", "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"NULLSPACE_THREADS must be a positive integer (the number of CPU threads torch uses), "
+                         f"got {text!r}; set it to e.g. 1 or 4, or unset it to keep torch's default")
+    return int(text)
+
+
+def apply_threads() -> int:
+    """Set torch's CPU thread count from ``NULLSPACE_THREADS`` if it is set; return the count in use."""
+    count = threads()
+    if count is not None and torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+    return torch.get_num_threads()
 
 
 def progress_enabled() -> bool:
