@@ -12,6 +12,7 @@ from nullspace.course.report import (
     claim_at_least,
     claim_at_most,
     claim_between,
+    claim_equal,
     round_off,
     stable,
     without_round_off,
@@ -76,11 +77,15 @@ def test_bounds_print_and_check(capsys):
     claim_at_most("‖ΔK0‖/‖WK0‖", 3e-15, 1e-10)
     claim_at_least("probe error", 1.4e3, 10)
     claim_between("BWT", -13.7, -20, -8, unit=" points")
+    claim_equal("null dim", 3, 3)
     assert capsys.readouterr().out.splitlines() == [
         "‖ΔK0‖/‖WK0‖ ≤ 1e-10 (checked)",
         "probe error ≥ 10 (checked)",
         "BWT between -20 and -8 points (checked)",
+        "null dim = 3 (checked)",
     ]
+    with pytest.raises(ClaimError, match="null dim = 4, not 3"):
+        claim_equal("null dim", 4, 3)
     with pytest.raises(ClaimError, match="above the bound"):
         claim_at_most("error", 2e-10, 1e-10)
     with pytest.raises(ClaimError, match="below the bound"):

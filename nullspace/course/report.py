@@ -11,8 +11,8 @@ results of training and of ill-conditioned solves by far more. So a lesson print
 * a well-conditioned figure with :func:`stable`, which formats it and checks that every value
   within the stated ``spread`` (how far another machine may move it) formats to the same text;
 * a result of training or of an ill-conditioned solve as a claim with its tolerance:
-  :func:`claim` prints ``ACC ≈ 99 (checked: within 2 points)``, and :func:`claim_at_most`,
-  :func:`claim_at_least` and :func:`claim_between` print bounds. The printed line holds the claim,
+  :func:`claim` prints ``ACC ≈ 99 (checked: within 2 points)``, :func:`claim_at_most`,
+  :func:`claim_at_least` and :func:`claim_between` print bounds, and :func:`claim_equal` a count. The printed line holds the claim,
   not the measured value, so it is the same on every machine where the claim holds; where it
   does not, :class:`ClaimError` is raised and nbval fails.
 
@@ -30,8 +30,8 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-__all__ = ["ClaimError", "claim", "claim_at_least", "claim_at_most", "claim_between", "round_off", "stable",
-           "without_round_off", "zero_to_round_off"]
+__all__ = ["ClaimError", "claim", "claim_at_least", "claim_at_most", "claim_between", "claim_equal", "round_off",
+           "stable", "without_round_off", "zero_to_round_off"]
 
 ROUND_OFF = 1e-12
 """Default bound for float64 round-off of quantities of order one."""
@@ -139,3 +139,13 @@ def claim_between(label: str, value: float, low: float, high: float, unit: str =
     if not low <= measured <= high:
         raise ClaimError(f"{label} = {measured:.6g}{unit}, outside [{_number(low)}, {_number(high)}]{unit}")
     print(f"{label} between {_number(low)} and {_number(high)}{unit} (checked)")
+
+
+def claim_equal(label: str, value: int, expected: int, unit: str = "") -> None:
+    """Check that a count equals ``expected`` and print ``label = expected (checked)``.
+
+    For integers (a dimension, a number of prompts); raises :class:`ClaimError` when they differ.
+    """
+    if value != expected:
+        raise ClaimError(f"{label} = {value}{unit}, not {expected}{unit}")
+    print(f"{label} = {expected}{unit} (checked)")
