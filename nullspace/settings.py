@@ -17,6 +17,11 @@ from the small offline defaults to the papers' real setting:
 * ``NULLSPACE_DATA_DIR``: the folder holding your own copies of the papers' data (CounterFact,
   multi-CounterFact, ZsRE, attribute snippets, IDF statistics, a corpus for ``C0``); see
   :mod:`nullspace.editing.official_data`. Never downloaded by the course.
+* ``NULLSPACE_THREADS``: the number of CPU threads torch uses (a positive integer); unset, torch
+  keeps its own default (one per core). It is applied once, when the package is first imported
+  (``import nullspace`` calls :func:`apply_threads`): every lesson's setup cell, every test and
+  every benchmark imports ``nullspace`` before it computes. The Makefile sets it for the tests;
+  a lesson's stored outputs do not depend on it (CONTRIBUTING.md, "Portable outputs").
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ from typing import TypeVar
 import torch
 from tqdm import tqdm
 
-__all__ = ["cache_dir", "cl_benchmark_name", "data_dir", "device", "edit_model_name", "progress", "progress_enabled",
-           "user_cache_dir"]
+__all__ = ["apply_threads", "cache_dir", "cl_benchmark_name", "data_dir", "device", "edit_model_name", "progress",
+           "progress_enabled", "threads", "user_cache_dir"]
 
 T = TypeVar("T")
 
@@ -49,6 +54,28 @@ def device() -> torch.device:
     """``NULLSPACE_DEVICE`` if set, else CUDA when available, else the CPU."""
     name = os.environ.get("NULLSPACE_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def threads() -> int | None:
+    """``NULLSPACE_THREADS`` as a positive integer, or ``None`` when it is unset or empty.
+
+    Raises ``ValueError`` naming the setting when it is not a positive integer.
+    """
+    text = os.environ.get("NULLSPACE_THREADS", "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"NULLSPACE_THREADS must be a positive integer (the number of CPU threads torch uses), "
+                         f"got {text!r}; set it to e.g. 1 or 4, or unset it to keep torch's default")
+    return int(text)
+
+
+def apply_threads() -> int:
+    """Set torch's CPU thread count from ``NULLSPACE_THREADS`` if it is set; return the count in use."""
+    count = threads()
+    if count is not None and torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+    return torch.get_num_threads()
 
 
 def progress_enabled() -> bool:
