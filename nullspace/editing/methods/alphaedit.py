@@ -24,9 +24,16 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from nullspace.editing.methods._solve import as_float64, check_keys_and_residuals, check_square
+from nullspace.editing.methods._solve import (
+    as_covariance,
+    as_float64,
+    as_projector,
+    check_keys_and_residuals,
+    check_square,
+)
 from nullspace.editing.methods.sequential import KeyValueEditor, TargetFunction, require_layers
 from nullspace.linalg import NullSpace
+from nullspace.validation import require_number
 
 __all__ = ["AlphaEditEditor", "alphaedit_update"]
 
@@ -54,22 +61,25 @@ def alphaedit_update(
 
     Returns:
         ``Δ`` of shape ``(d_out, d_in)``, float64; ``Δ P = Δ``, so ``Δ K0 = 0`` whenever ``P K0 = 0``.
+
+    Raises:
+        TypeError: an argument is not a real tensor (a Python list, a complex tensor) or ``l2_weight``
+            is not a number.
+        ValueError: ``l2_weight`` is not positive and finite; ``projector`` is not a symmetric,
+            idempotent ``(d_in, d_in)`` matrix; ``edited_covariance`` is not a covariance; shapes differ.
     """
+    l2_weight = require_number(l2_weight, "l2_weight", minimum=0.0, strict=True,
+                               hint="The system is singular without it: 1 in Eq. 14, 10 in the official GPT-2 XL code.")
     _, d_in, _ = check_keys_and_residuals(keys, residuals)
-    if l2_weight <= 0:
-        raise ValueError(f"l2_weight must be positive (the system is singular without it), got {l2_weight}.")
-    k = as_float64(keys, "keys")
-    r = as_float64(residuals, "residuals").to(k.device)
-    p = as_float64(projector, "projector").to(k.device)
-    check_square(p, d_in, "projector")
     if edited_covariance is not None and projected_edited_covariance is not None:
         raise ValueError("pass edited_covariance or projected_edited_covariance, not both.")
+    k = as_float64(keys, "keys")
+    r = as_float64(residuals, "residuals").to(k.device)
+    p = as_projector(projector, "projector", d_in, k.device)
     # P (K1 K1ᵀ + Kp Kpᵀ), formed as (P K1)(K1ᵀ) so that the new keys cost d²·u, not d³.
     system = (p @ k.T) @ k
     if edited_covariance is not None:
-        cp = as_float64(edited_covariance, "edited_covariance").to(k.device)
-        check_square(cp, d_in, "edited_covariance")
-        system = system + p @ cp
+        system = system + p @ as_covariance(edited_covariance, "edited_covariance", d_in, k.device)
     if projected_edited_covariance is not None:
         pcp = as_float64(projected_edited_covariance, "projected_edited_covariance").to(k.device)
         check_square(pcp, d_in, "projected_edited_covariance")
@@ -92,10 +102,19 @@ class AlphaEditEditor(KeyValueEditor):
                  null_spaces: Mapping[int, NullSpace], l2_weight: float,
                  context_templates: Sequence[str] = ("{}",)) -> None:
         super().__init__(model, tokenizer, layers, targets, context_templates=context_templates)
-        require_layers(null_spaces, layers, "null space", "build them with nullspace.linalg.null_space(C0, rule)")
+        self.l2_weight = require_number(l2_weight, "l2_weight", minimum=0.0, strict=True,
+                                        hint="1 in Eq. 14, 10 in the official GPT-2 XL code.")
+        require_layers(null_spaces, self.layers, "null space", "build them with nullspace.linalg.null_space(C0, rule)")
+        for layer in self.layers:
+            space = null_spaces[layer]
+            if not isinstance(space, NullSpace):
+                raise TypeError(f"null_spaces[{layer}] must be a NullSpace (nullspace.linalg.null_space(C0, rule)), "
+                                f"got {type(space).__name__}; a projector matrix goes to alphaedit_update instead.")
+            if space.dim != self.key_dim(layer):
+                raise ValueError(f"null_spaces[{layer}] has dimension {space.dim} but block {layer}'s keys have "
+                                 f"{self.key_dim(layer)}: was C0 read at another layer or model?")
         device = next(model.parameters()).device
-        self.projectors = {layer: null_spaces[layer].projector().to(device) for layer in layers}
-        self.l2_weight = l2_weight
+        self.projectors = {layer: null_spaces[layer].projector().to(device) for layer in self.layers}
         self.projected_edited_covariance: dict[int, torch.Tensor] = {}
 
     def reset(self) -> None:
