@@ -86,7 +86,14 @@ def _restore_advice(name: str) -> str:
     return f"It ships with the course: restore it with `git checkout -- {name}` (from the repository root)"
 
 
-def verify_shipped(path: Path, checksum_file: Path = CHECKSUM_FILE) -> None:
+def _shown(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def verify_shipped(path: Path, checksum_file: Path | None = None) -> None:
     """Check every shipped file at or under ``path`` against its recorded checksum.
 
     Files that are not recorded (a world generated into another folder, say) are not checked.
@@ -95,6 +102,7 @@ def verify_shipped(path: Path, checksum_file: Path = CHECKSUM_FILE) -> None:
     Raises:
         ShippedFileError: naming each missing or modified file and how to restore it.
     """
+    checksum_file = CHECKSUM_FILE if checksum_file is None else Path(checksum_file)
     path = Path(path).resolve()
     try:
         prefix = path.relative_to(REPO_ROOT).as_posix()
@@ -113,7 +121,7 @@ def verify_shipped(path: Path, checksum_file: Path = CHECKSUM_FILE) -> None:
             continue
         if sha256(file) != recorded[name]:
             problems.append(
-                f"{name} differs from its checksum in {checksum_file.relative_to(REPO_ROOT).as_posix()} "
+                f"{name} differs from its checksum in {_shown(checksum_file)} "
                 f"(modified or corrupted). {_restore_advice(name)}; if you regenerated it on purpose, record it "
                 "with `python -m nullspace.data_checksums --update`.")
             continue

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from nullspace.editing.prompts import unknown_token_id, encode_right_padded, require_known_words
+from nullspace.editing.prompts import encode_right_padded, require_known_words, unknown_token_id
 from nullspace.validation import require_int
 
 __all__ = ["compute_ks", "ffn_output_layer", "keys_at", "subject_token_index"]

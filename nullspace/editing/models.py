@@ -33,9 +33,8 @@ from nullspace.capture import weight_as_matrix
 from nullspace.data_checksums import verify_shipped
 from nullspace.editing.spread import ffn_output
 from nullspace.paths import DATA_DIR
-from nullspace.settings import as_device
+from nullspace.settings import as_device, edit_model_name
 from nullspace.settings import device as default_device
-from nullspace.settings import edit_model_name
 
 __all__ = ["COURSE_MODEL", "COURSE_MODEL_DIR", "ModelAlreadyEditedError", "ModelNotAvailableError", "edited_blocks",
            "load_model",

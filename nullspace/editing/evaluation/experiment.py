@@ -53,6 +53,17 @@ class GeneralAbilityProbe:
     unlisted_fact_prompts: Sequence[str] = ()
     unlisted_fact_objects: Sequence[str] = ()
 
+    def __post_init__(self) -> None:
+        for prompts, objects, what in ((self.fact_prompts, self.fact_objects, "fact"),
+                                       (self.unlisted_fact_prompts, self.unlisted_fact_objects, "unlisted_fact")):
+            if len(prompts) != len(objects):
+                raise ValueError(f"{what}_prompts has {len(prompts)} prompts but {what}_objects has {len(objects)} "
+                                 "objects: give one object per prompt.")
+        if not self.fact_prompts:
+            raise ValueError("fact_prompts is empty: the probe needs at least one unedited fact to ask.")
+        if not self.heldout_texts:
+            raise ValueError("heldout_texts is empty: the probe needs held-out text for the perplexity.")
+
     def measure(self, model, tokenizer) -> dict[str, float]:
         scores = {"fact_accuracy": fact_accuracy(model, tokenizer, self.fact_prompts, self.fact_objects),
                   "perplexity": perplexity(model, tokenizer, self.heldout_texts)}
