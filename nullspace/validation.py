@@ -149,22 +149,25 @@ def mark_positive_semidefinite(matrix: torch.Tensor) -> torch.Tensor:
 
 def require_projector(projector: torch.Tensor, name: str, *, tolerance: float = 1e-6, probes: int = 4) -> None:
     """Raise ``ValueError`` unless the float64 square ``projector`` is symmetric and idempotent
-    (``P = Pᵀ = P²``) to ``tolerance``.
+    (``P = Pᵀ = P²``) to ``tolerance`` (relative; pass about 1e-3 for a projector that was stored
+    in float32).
 
-    Idempotence is tested on ``probes`` fixed random vectors ``x`` (``‖P(Px) − Px‖ ≤ tol·‖x‖``), which
+    Idempotence is tested on ``probes`` fixed random vectors ``x``: ``‖P(Px) − Px‖ ≤ tol·‖Px‖``, which
     costs ``d²`` per probe instead of the ``d³`` of forming ``P²``; a matrix with any eigenvalue away
-    from 0 and 1 fails it with probability one.
+    from 0 and 1 fails it with probability one, whatever its scale.
     """
+    scale = float(projector.abs().max()) if projector.numel() else 0.0
     asymmetry = float((projector - projector.T).abs().max()) if projector.numel() else 0.0
-    if asymmetry > tolerance:
+    if asymmetry > tolerance * max(scale, 1e-300):
         raise ValueError(f"{name} is not symmetric (max |P − Pᵀ| = {asymmetry:.3g}), so it is not an orthogonal "
                          "projector. Pass NullSpace.projector() (P = Û Ûᵀ), not the covariance C0 or its "
                          "eigenvectors.")
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(projector.shape[0], probes, generator=generator, dtype=torch.float64).to(projector.device)
     px = projector @ x
-    gap = float(torch.linalg.matrix_norm(projector @ px - px) / torch.linalg.matrix_norm(x))
-    if gap > tolerance:
-        raise ValueError(f"{name} is not idempotent (‖P²x − Px‖ / ‖x‖ = {gap:.3g} on random x), so it is not a "
+    size = float(torch.linalg.matrix_norm(px))
+    gap = float(torch.linalg.matrix_norm(projector @ px - px)) / max(size, 1e-300)
+    if size > 0 and gap > tolerance:
+        raise ValueError(f"{name} is not idempotent (‖P²x − Px‖ / ‖Px‖ = {gap:.3g} on random x), so it is not a "
                          "projector. Pass NullSpace.projector() (P = Û Ûᵀ, AlphaEdit Eq. 9), not the covariance "
                          "C0 or another square matrix.")

@@ -115,11 +115,17 @@ def _pad_id(tokenizer) -> int:
 
 
 def encode_right_padded(tokenizer, texts: Sequence[str], device: torch.device | str | None = None, *,
-                        argument: str = "texts", max_length: int | None = None) -> dict[str, torch.Tensor]:
+                        argument: str = "texts", max_length: int | None = None,
+                        known_words_only: bool = True) -> dict[str, torch.Tensor]:
     """``input_ids`` and ``attention_mask`` of ``texts``, padded on the right whatever the
     tokenizer's ``padding_side`` (each row keeps the positions of its text alone), truncated to
-    ``max_length`` tokens when given; unknown words are refused (:func:`token_ids`)."""
-    rows = token_ids(tokenizer, texts, argument)
+    ``max_length`` tokens when given. Unknown words are refused (:func:`token_ids`) unless
+    ``known_words_only`` is False (a corpus read for statistics may hold some)."""
+    if known_words_only:
+        rows = token_ids(tokenizer, texts, argument)
+    else:
+        texts = _require_strings(texts, argument)
+        rows = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
     if not rows:
         raise ValueError(f"{argument} is empty: give at least one text.")
     if max_length is not None:

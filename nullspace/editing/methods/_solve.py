@@ -59,8 +59,8 @@ def as_covariance(matrix: torch.Tensor, name: str, dim: int, device: torch.devic
 
 def as_projector(matrix: torch.Tensor, name: str, dim: int, device: torch.device) -> torch.Tensor:
     """An orthogonal projector ``P`` as float64 on ``device``, after checking it is a finite real
-    ``(dim, dim)`` matrix with ``P = Pᵀ = P²``."""
+    ``(dim, dim)`` matrix with ``P = Pᵀ = P²`` (to 1e-6 relative, 1e-3 for one stored in lower precision)."""
     p = as_float64(matrix, name).to(device)
     check_square(p, dim, name)
-    require_projector(p, name)
+    require_projector(p, name, tolerance=1e-6 if matrix.dtype == torch.float64 else 1e-3)
     return p
