@@ -22,7 +22,6 @@ Conventions used throughout the package:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol
@@ -30,7 +29,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from nullspace.validation import PSD_TOLERANCE, require_int, require_real_tensor
+from nullspace.validation import PSD_TOLERANCE, require_int, require_number, require_real_tensor
 
 __all__ = [
     "AbsoluteRule",
@@ -161,8 +160,7 @@ class SelectionRule(Protocol):
 
 
 def _check_positive(value: float, name: str, rule: str) -> None:
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{rule}: {name} must be a finite non-negative number, got {value}.")
+    require_number(value, f"{rule}: {name}", minimum=0.0)
 
 
 @dataclass(frozen=True)

@@ -217,10 +217,11 @@ def test_negative_or_zero_weights_are_refused(problem):
         alphaedit_update(keys, residuals, projector, l2_weight=0.0)
 
 
-def nan_settings():
-    base = dict(layers=(0, 1), v_num_grad_steps=5, v_lr=0.5, kl_factor=0.0625, v_weight_decay=0.5,
-                clamp_norm_factor=0.75)
-    return base
+EDIT_SETTINGS = {"layers": (0, 1), "v_num_grad_steps": 5, "v_lr": 0.5, "kl_factor": 0.0625, "v_weight_decay": 0.5,
+                 "clamp_norm_factor": 0.75}
+METHOD_SETTINGS = {"memit_covariance_weight": 1000.0, "alphaedit_rule": AbsoluteRule(1e-2), "alphaedit_l2": 1.0,
+                   "rome_layer": 0, "ft_layers": (1,), "ft_learning_rate": 1e-2, "ft_steps": 25,
+                   "ft_norm_constraint": 2e-2, "statistics_texts": 960}
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
@@ -238,7 +239,7 @@ def nan_settings():
     ("kl_prompt", "is a", "kl_prompt must be a string with one '{}'"),
 ])
 def test_edit_hyperparameters_are_range_checked(field, value, message):
-    settings = nan_settings() | {field: value}
+    settings = EDIT_SETTINGS | {field: value}
     with pytest.raises((ValueError, TypeError), match=message):
         EditHyperParams(**settings)
 
@@ -256,9 +257,7 @@ def test_edit_hyperparameters_are_range_checked(field, value, message):
     ("alphaedit_rule", 2e-2, "alphaedit_rule must be a selection rule"),
 ])
 def test_method_hyperparameters_are_range_checked(field, value, message):
-    settings = dict(memit_covariance_weight=1000.0, alphaedit_rule=AbsoluteRule(1e-2), alphaedit_l2=1.0,
-                    rome_layer=0, ft_layers=(1,), ft_learning_rate=1e-2, ft_steps=25, ft_norm_constraint=2e-2,
-                    statistics_texts=960) | {field: value}
+    settings = METHOD_SETTINGS | {field: value}
     with pytest.raises((ValueError, TypeError), match=message):
         MethodHyperParams(**settings)
 
@@ -268,3 +267,37 @@ def test_numpy_scalars_and_zero_dim_tensors_are_numbers(problem):
     a = memit_update(keys, residuals, c0, covariance_weight=np.float64(2.0))
     b = memit_update(keys, residuals, c0, covariance_weight=torch.tensor(2.0))
     assert torch.allclose(a, b)
+
+
+def test_the_lesson_helpers_refuse_bad_weights_and_batch_sizes():
+    from nullspace.editing.associative_memory import build_memory, edit_sequentially
+    from nullspace.editing.memory import least_squares_update, rank_one_update
+
+    w = torch.randn(4, 6, generator=generator(7), dtype=torch.float64)
+    keys = torch.randn(5, 6, generator=generator(8), dtype=torch.float64)
+    with pytest.raises(ValueError, match="ridge must be a finite number ≥ 0, got nan"):
+        least_squares_update(w, keys, keys[:1], torch.ones(1, 4), ridge=float("nan"))
+    with pytest.raises(ValueError, match="key is zero"):
+        rank_one_update(w, torch.zeros(6, dtype=torch.float64), torch.ones(4, dtype=torch.float64))
+    memory = build_memory(keys, 4, generator(9))
+    for size, error in ((0, ValueError), (-1, ValueError), (2.5, TypeError)):
+        with pytest.raises(error, match="batch_size must be an integer"):
+            edit_sequentially(memory, keys, torch.ones(5, 4, dtype=torch.float64), size, lambda *a: 0)
+
+
+def test_selection_rules_and_layer_inputs_name_the_bad_argument():
+    from torch import nn
+
+    from nullspace.capture import layer_input_rows
+    from nullspace.linalg import EnergyRule, MinRatioRule
+
+    with pytest.raises(TypeError, match="AbsoluteRule: threshold_value must be a real number, got str"):
+        AbsoluteRule("2e-2")
+    with pytest.raises(ValueError, match="MinRatioRule: a must be a finite number ≥ 0, got nan"):
+        MinRatioRule(float("nan"))
+    with pytest.raises(ValueError, match="RelativeRule: ratio must be ≥ 0"):
+        RelativeRule(-1e-3)
+    with pytest.raises(ValueError, match=r"EnergyRule: fraction must lie in \(0, 1\]"):
+        EnergyRule(float("nan"))
+    with pytest.raises(ValueError, match=r"must end with its input dimension 6, got shape \(3, 5\)"):
+        layer_input_rows(nn.Linear(6, 2), torch.ones(3, 5))

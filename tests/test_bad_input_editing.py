@@ -182,14 +182,14 @@ def one_at_a_time(reader: str, model, tokenizer) -> torch.Tensor:
         return torch.cat([nll, top.float()])
     rows = []
     for i, (prompt, template, subject) in enumerate(zip(PROMPTS, TEMPLATES, SUBJECTS)):
-        rows.append({
-            "compute_ks": lambda: compute_ks(model, tokenizer, 1, [template], [subject],
-                                             ("{}", "Ed works as a doctor . {}")),
-            "subject_outputs": lambda: subject_outputs(model, tokenizer, 1,
-                                                       [request(i, subject, "Paris", "Oslo", template, f"r{i}")]),
-            "preserved_hidden_states": lambda: preserved_hidden_states(model, tokenizer, 1, [template], [subject]),
-            "next_token_logits": lambda: next_token_logits(model, tokenizer, [prompt]),
-        }[reader]())
+        if reader == "compute_ks":
+            rows.append(compute_ks(model, tokenizer, 1, [template], [subject], ("{}", "Ed works as a doctor . {}")))
+        elif reader == "subject_outputs":
+            rows.append(subject_outputs(model, tokenizer, 1, [request(i, subject, "Paris", "Oslo", template, f"r{i}")]))
+        elif reader == "preserved_hidden_states":
+            rows.append(preserved_hidden_states(model, tokenizer, 1, [template], [subject]))
+        else:
+            rows.append(next_token_logits(model, tokenizer, [prompt]))
     return torch.cat(rows)
 
 
@@ -483,3 +483,14 @@ def test_names_and_cities_of_the_toy_world_are_known():
     vocabulary = tokenizer.get_vocab()
     assert all(word in vocabulary for word in [*NAMES, *CITIES, *WORDS])
     assert "Zorblax" not in vocabulary and "unicorn" not in vocabulary and "ava" not in vocabulary
+
+
+def test_a_layer_must_be_a_block_of_the_model(toy, bench):
+    model, tokenizer, _, c0 = toy
+    with pytest.raises(TypeError, match="layer must be an integer, got str"):
+        ffn_output(model, "1")
+    with pytest.raises(IndexError, match=r"layer 7 does not exist: the model has blocks 0..2"):
+        MemitEditor(model, tokenizer, (0, 7), fixed_targets, key_covariances=c0, covariance_weight=1.0)
+    with pytest.raises(ValueError, match=r"no key statistics for block 2: the workbench computed them for blocks "
+                                         r"\[0, 1\]"):
+        bench.editor("ROME", rome_layer=2)

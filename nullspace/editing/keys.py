@@ -23,6 +23,7 @@ __all__ = ["compute_ks", "ffn_output_layer", "keys_at", "subject_token_index"]
 
 def ffn_output_layer(model: PreTrainedModel, layer: int) -> nn.Module:
     """The FFN output matrix ``W`` of block ``layer`` (GPT-2's ``transformer.h[layer].mlp.c_proj``)."""
+    layer = require_int(layer, "layer")
     blocks = model.transformer.h
     if not 0 <= layer < len(blocks):
         raise IndexError(f"layer {layer} does not exist: the model has blocks 0..{len(blocks) - 1}.")

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from nullspace.capture import weight_as_matrix
-from nullspace.validation import require_increasing_layers, require_real_tensor
+from nullspace.validation import require_increasing_layers, require_int, require_real_tensor
 
 __all__ = ["apply_delta", "ffn_output", "spread_over_layers"]
 
@@ -27,6 +27,7 @@ LayerSolve = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
 
 def ffn_output(model: nn.Module, layer: int) -> nn.Module:
     """GPT-2's FFN output matrix ``W`` of block ``layer`` (``transformer.h[layer].mlp.c_proj``)."""
+    layer = require_int(layer, "layer")
     blocks = model.transformer.h
     if not 0 <= layer < len(blocks):
         raise IndexError(f"layer {layer} does not exist: the model has blocks 0..{len(blocks) - 1}.")

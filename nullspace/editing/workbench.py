@@ -71,6 +71,10 @@ class Workbench:
         this model's ``preserved_keys_weight``. Computed once per layer and weight (a tuning grid
         asks for the same matrix again with every editor)."""
         weight = self.methods.preserved_keys_weight if preserved_keys_weight is None else preserved_keys_weight
+        if layer not in self.statistics:
+            raise ValueError(f"no key statistics for block {layer}: the workbench computed them for blocks "
+                             f"{sorted(self.statistics)} (the layers its settings edit). Edit one of those, or "
+                             "compute C0 for this block with nullspace.editing.statistics.key_statistics.")
         if (layer, weight) not in self._covariances:
             keys = None if self.fact_keys is None else self.fact_keys.get(layer)
             self._covariances[layer, weight] = knowledge_covariance(self.statistics[layer].covariance, keys, weight)
