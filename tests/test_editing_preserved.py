@@ -28,6 +28,7 @@ def test_knowledge_covariance_adds_the_facts_second_moment():
     (None, 1.0, "preserved_fact_keys"),
     (torch.ones(3, 5), 1.0, "same layer"),
 ])
+@pytest.mark.bad_input
 def test_knowledge_covariance_rejects_bad_input(keys, weight, message):
     with pytest.raises(ValueError, match=message):
         knowledge_covariance(torch.eye(6, dtype=torch.float64), keys, weight)
