@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -67,15 +67,15 @@ def require_int(value: object, name: str, *, minimum: int | None = None, hint: s
 def require_increasing_layers(layers: Sequence[int], name: str = "layers") -> tuple[int, ...]:
     """``layers`` as a tuple after checking it is a non-empty, strictly increasing sequence of
     block indices ≥ 0 (MEMIT spreads an edit over the layers in order, so order matters)."""
-    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Iterable):
         raise TypeError(f"{name} must be a sequence of block indices such as (0, 1), got "
                         f"{type(layers).__name__} {layers!r}.")
     result = tuple(require_int(layer, f"{name}[{i}]", minimum=0) for i, layer in enumerate(layers))
     if not result:
         raise ValueError(f"{name} is empty: give at least one block index to edit.")
     if list(result) != sorted(set(result)):
-        raise ValueError(f"{name} must be strictly increasing without repeats, got {result}: the residual is "
-                         f"spread over the layers in order. Pass {tuple(sorted(set(result)))}.")
+        raise ValueError(f"{name} must be strictly increasing without repeats, got {result}: an edit goes through "
+                         f"the layers in order (MEMIT spreads its residual over them). Pass {tuple(sorted(set(result)))}.")
     return result
 
 

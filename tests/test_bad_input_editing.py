@@ -177,9 +177,8 @@ def one_at_a_time(reader: str, model, tokenizer) -> torch.Tensor:
             count += len(ids) - 1
         return torch.tensor(math.exp(total / count))
     if reader == "target_scores":
-        nll = torch.cat([target_scores(model, tokenizer, [p], [o])[0] for p, o in zip(PROMPTS, ["Paris", "Rome", "Oslo"])])
-        top = torch.cat([target_scores(model, tokenizer, [p], [o])[1] for p, o in zip(PROMPTS, ["Paris", "Rome", "Oslo"])])
-        return torch.cat([nll, top.float()])
+        alone = [target_scores(model, tokenizer, [p], [o]) for p, o in zip(PROMPTS, ["Paris", "Rome", "Oslo"])]
+        return torch.cat([torch.cat([nll for nll, _ in alone]), torch.cat([top for _, top in alone]).float()])
     rows = []
     for i, (prompt, template, subject) in enumerate(zip(PROMPTS, TEMPLATES, SUBJECTS)):
         if reader == "compute_ks":

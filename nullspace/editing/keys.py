@@ -42,7 +42,8 @@ def subject_token_index(tokenizer: PreTrainedTokenizerBase, prompt: str, subject
             to the tokenizer.
     """
     if not isinstance(prompt, str) or not isinstance(subject, str):
-        raise TypeError(f"prompt and subject must be strings, got {type(prompt).__name__} and {type(subject).__name__}.")
+        raise TypeError(f"prompt and subject must be strings, got {type(prompt).__name__} and "
+                        f"{type(subject).__name__}.")
     if prompt.count("{}") != 1:
         raise ValueError(f"the prompt must contain exactly one '{{}}' for the subject, got {prompt!r}.")
     if not subject.strip():

@@ -64,7 +64,8 @@ class TargetOptimizer:
 
     def __post_init__(self) -> None:
         if not isinstance(self.hparams, EditHyperParams):
-            raise TypeError(f"hparams must be an EditHyperParams (hparams_for(model_name)), got {type(self.hparams).__name__}.")
+            raise TypeError(f"hparams must be an EditHyperParams (hparams_for(model_name)), got "
+                            f"{type(self.hparams).__name__}.")
         self.context_templates = check_context_templates(self.context_templates)
 
     def __call__(self, model: nn.Module, tokenizer, requests: Sequence[EditRequest], layer: int) -> torch.Tensor:
