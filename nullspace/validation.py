@@ -74,8 +74,9 @@ def require_increasing_layers(layers: Sequence[int], name: str = "layers") -> tu
     if not result:
         raise ValueError(f"{name} is empty: give at least one block index to edit.")
     if list(result) != sorted(set(result)):
-        raise ValueError(f"{name} must be strictly increasing without repeats, got {result}: an edit goes through "
-                         f"the layers in order (MEMIT spreads its residual over them). Pass {tuple(sorted(set(result)))}.")
+        raise ValueError(f"{name} must be strictly increasing without repeats, got {result}: an edit goes "
+                         "through the layers in order (MEMIT spreads its residual over them). "
+                         f"Pass {tuple(sorted(set(result)))}.")
     return result
 
 
