@@ -88,11 +88,13 @@ def _check_course_model_files() -> None:
 
 
 def _require_finite_weights(model: nn.Module, name: str) -> None:
+    advice = ("restore them with `git checkout -- data/course-gpt2`" if name == COURSE_MODEL else
+              "delete the model from the Hugging Face cache and fetch it again")
     for parameter_name, parameter in model.named_parameters():
         if not torch.isfinite(parameter).all():
             raise ValueError(
                 f"the weights of {name!r} contain NaN or infinite values (first in {parameter_name}); the files "
-                "are corrupted. Restore or download them again before editing.")
+                f"are corrupted: {advice}.")
 
 
 def load_model(name: str | None = None, device: torch.device | str | None = None,
