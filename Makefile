@@ -31,8 +31,9 @@ $(STAMP): pyproject.toml
 ## Run the course: JupyterLab on the course index (open the printed URL in a browser).
 ## LAB_ARGS passes options to JupyterLab, e.g. make course LAB_ARGS="--no-browser --port=8890".
 ## As root (containers, cloud machines) JupyterLab refuses to start without --allow-root.
+## It listens on 127.0.0.1 only, said explicitly so that a Jupyter config of the learner's cannot widen it.
 course: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.root_dir=. notebooks/00_course_index.ipynb $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=. notebooks/00_course_index.ipynb $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 ## Run the course headlessly: execute every lesson top to bottom into build/course/, with timings.
 course-headless: $(STAMP)

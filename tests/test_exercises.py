@@ -49,6 +49,7 @@ def test_exercise_notebooks_are_up_to_date():
     assert not stale, f"regenerate with `python -m nullspace.course.exercises`: {stale}"
 
 
+@pytest.mark.bad_input
 def test_stub_source_keeps_indentation_and_signature():
     source = "# Exercise 9.9\ndef f(x):\n    y = 1\n    # BEGIN SOLUTION\n    return x + y\n    # END SOLUTION\n"
     stub = stub_source(source, "9.9")
