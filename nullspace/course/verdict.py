@@ -3,6 +3,10 @@
 A check is written as a function that raises ``AssertionError`` with a helpful message when the
 learner's code is wrong. :func:`exercise_check` turns it into a callable that returns a
 :class:`Verdict`: it shows as one line in a notebook and is truthy only when the check passed.
+
+Graded classes: setting ``check.graded = True`` (the hidden test line that nbgrader restores in
+every check cell at ``nbgrader autograde``) makes a check that does not pass raise
+:class:`ExerciseNotPassed`, so the cell scores zero; IPython shows only the verdict line.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Verdict", "exercise_check"]
+__all__ = ["ExerciseNotPassed", "Verdict", "exercise_check"]
 
 
 @dataclass(frozen=True)
@@ -37,13 +41,33 @@ class Verdict:
         return f"❌ Exercise {self.exercise} ({self.title}): failed. {self.detail}"
 
 
+class ExerciseNotPassed(AssertionError):
+    """A check that did not pass, raised only in graded mode (``check.graded = True``)."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(repr(verdict))
+        self.verdict = verdict
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows this instead of a traceback: the verdict line alone."""
+        return [repr(self.verdict)]
+
+
 def exercise_check(exercise: str, title: str) -> Callable[[Callable[..., str | None]], Callable[..., Verdict]]:
     """Decorate a check body; the body raises AssertionError on a wrong answer and may return a
-    short success note (a measured figure, say) to print with the verdict."""
+    short success note (a measured figure, say) to print with the verdict. The check returns the
+    :class:`Verdict`, or raises :class:`ExerciseNotPassed` when its ``graded`` attribute is set and
+    the verdict is not a pass."""
 
     def decorate(body: Callable[..., str | None]) -> Callable[..., Verdict]:
         @functools.wraps(body)
         def check(*args, **kwargs) -> Verdict:
+            verdict = judge(*args, **kwargs)
+            if check.graded and not verdict.passed:  # type: ignore[attr-defined]
+                raise ExerciseNotPassed(verdict)
+            return verdict
+
+        def judge(*args, **kwargs) -> Verdict:
             try:
                 note = body(*args, **kwargs)
             except NotImplementedError:
@@ -58,6 +82,7 @@ def exercise_check(exercise: str, title: str) -> Callable[[Callable[..., str | N
             return Verdict(exercise, title, True, True, note or "")
 
         check.exercise = exercise  # type: ignore[attr-defined]
+        check.graded = False  # type: ignore[attr-defined]
         return check
 
     return decorate
