@@ -1,13 +1,13 @@
 """Every check rejects at least one plausible wrong solution: a known mistake, written out.
 
-Each entry of MISTAKES replaces the exercise cell; the check must run it (so it is "implemented")
-and report a failure.
+Each entry of MISTAKES replaces the exercise cell (or changes a piece of the solution); the check
+must run it (so it is "implemented") and report a failure.
 """
 
 import pytest
 
 from exercise_runner import EXERCISES, NOT_YET_CONVERTED, exercise_id, run_check
-from wrong_solutions import MISTAKES
+from wrong_solutions import MISTAKES, Change
 
 
 def test_every_converted_exercise_has_a_wrong_solution():
@@ -24,5 +24,6 @@ CASES = [pytest.param(ex, mistake, source, id=f"{ex.exercise}:{mistake}")
 
 @pytest.mark.parametrize(("exercise", "mistake", "source"), CASES)
 def test_check_rejects_the_mistake(exercise, mistake, source):
-    verdict = run_check(exercise, source)
+    code = source.apply(exercise.solution_source) if isinstance(source, Change) else source
+    verdict = run_check(exercise, code)
     assert verdict.implemented and not verdict.passed, f"{mistake}: {verdict!r}"
