@@ -137,4 +137,101 @@ LESSON_2 = {
     },
 }
 
-MISTAKES = {**LESSON_1, **LESSON_2}
+LESSON_5 = {
+    "5.1": {
+        "the MLP reads h instead of h + a": Change(
+            "key = block.mlp.act(block.mlp.c_fc(block.ln_2(middle)))",
+            "key = block.mlp.act(block.mlp.c_fc(block.ln_2(hidden)))"),
+        "the attention's residual dropped from the output": Change(
+            "return middle + value, key, value", "return hidden + value, key, value"),
+        "the value without c_proj's bias": Change(
+            "value = block.mlp.c_proj(key)", "value = key @ block.mlp.c_proj.weight"),
+    },
+    "5.2": {
+        "every position restored": Change("states[1:, position] = states[0, position]", "states[1:] = states[0]"),
+        "log-probabilities instead of probabilities": Change("torch.softmax(", "torch.log_softmax("),
+        "the answer read after the subject, not after the last token": Change(
+            "model(input_ids=batch).logits[:, -1]", "model(input_ids=batch).logits[:, subject_positions[-1]]"),
+        "hooks never removed": Change(
+            "            for handle in handles:\n                handle.remove()\n", "            pass\n"),
+    },
+    "5.3": {
+        "squared singular values (eigenvalues of KᵀK)": Change(
+            "singular = torch.linalg.svdvals(rows.double())", "singular = torch.linalg.svdvals(rows.double()) ** 2"),
+        "zero singular values kept (0 · log 0 = nan)": Change("    p = p[p > 0]\n", ""),
+    },
+    "5.4": {
+        "divided by ‖k‖ instead of ‖k‖²": Change("/ (key @ key)", "/ key.norm()"),
+        "the residual's sign flipped": Change("residual = value - weight @ key", "residual = weight @ key - value"),
+    },
+    "5.5": {
+        "the preserved keys left out": Change("system = k0 @ k0.T + k1 @ k1.T", "system = k1 @ k1.T"),
+        "the ridge left out": Change(" + ridge * torch.eye(weight.shape[1], dtype=weight.dtype)", ""),
+    },
+    "5.6": {
+        "v1 = δ (the current value W k1 forgotten)": Change(
+            "new_value = weight @ key.double() + change.double()", "new_value = change.double()"),
+        "Δ added without the transpose": Change(
+            "module.weight += delta.T.to(module.weight.dtype)", "module.weight += delta.to(module.weight.dtype)"),
+        "edit computed but not written": Change(
+            "        module.weight += delta.T.to(module.weight.dtype)\n", "        pass\n"),
+    },
+}
+
+LESSON_6 = {
+    "6.1": {
+        "λ left out": Change("system = covariance_weight * key_covariance + keys.T @ keys",
+                             "system = key_covariance + keys.T @ keys"),
+        "the cache of earlier edits ignored": Change("        system = system + edited_covariance\n", "        pass\n"),
+    },
+    "6.2": {
+        "no clamp": Change("                if delta.norm() > max_norm:\n                    delta.mul_(max_norm / delta.norm())\n",
+                           "                pass\n"),
+        "the KL term left out": Change("loss = nll + hparams.kl_factor * kl + ", "loss = nll + "),
+        "the weight decay left out": Change(" + hparams.v_weight_decay * delta.norm() / hidden.norm() ** 2", ""),
+        "a step after the last evaluation (T steps instead of T − 1)": Change(
+            "if loss.item() < hparams.early_stop_loss or step == hparams.v_num_grad_steps:",
+            "if loss.item() < hparams.early_stop_loss:"),
+        "no early stop": Change("if loss.item() < hparams.early_stop_loss or step == hparams.v_num_grad_steps:",
+                                "if step == hparams.v_num_grad_steps:"),
+        "the model's parameters left trainable": Change("    for p in model.parameters():\n        p.requires_grad_(False)\n", ""),
+    },
+    "6.3": {
+        "the same share 1/L at every layer": Change("/ (len(layers) - i)", "/ len(layers)"),
+        "h_L read once, before the first layer's edit": Change(
+            "now = subject_outputs(model, tokenizer, layers[-1], requests).double()",
+            "now = now if i else subject_outputs(model, tokenizer, layers[-1], requests).double()"),
+        "keys read once, before the first layer's edit": '''
+def memit_edit(model, tokenizer, requests, targets, layers, key_covariances, covariance_weight, contexts):
+    prompts, subjects = [r.prompt for r in requests], [r.subject for r in requests]
+    all_keys = {layer: compute_ks(model, tokenizer, layer, prompts, subjects, contexts).double() for layer in layers}
+    applied = {}
+    for i, layer in enumerate(layers):
+        now = subject_outputs(model, tokenizer, layers[-1], requests).double()
+        residuals = (targets.double() - now) / (len(layers) - i)
+        delta = memit_delta(all_keys[layer], residuals, key_covariances[layer].double(), covariance_weight, None)
+        module = model.transformer.h[layer].mlp.c_proj
+        with torch.no_grad():
+            module.weight += delta.T.to(module.weight.dtype)
+        applied[layer] = delta
+    return applied
+''',
+        "Δ not written before the next layer": Change(
+            "            module.weight += delta.T.to(module.weight.dtype)\n", "            pass\n"),
+    },
+    "6.4": {
+        "ties counted as successes": Change("(new < true)", "(new <= true)"),
+        "all prompts pooled (requests not weighed equally)": Change(
+            "    per_request = [float((new < true).float().mean()) for new, true in zip(nll_new, nll_true)]\n"
+            "    return 100.0 * sum(per_request) / len(per_request)",
+            "    return 100.0 * float((torch.cat(nll_new) < torch.cat(nll_true)).float().mean())"),
+    },
+    "6.5": {
+        "natural logarithm instead of bits": Change("torch.log2(p)", "torch.log(p)"),
+        "distinct n-grams counted once each": Change(
+            "counts = torch.tensor([grams.count(g) for g in set(grams)], dtype=torch.float64)",
+            "counts = torch.ones(len(set(grams)), dtype=torch.float64)"),
+    },
+}
+
+MISTAKES = {**LESSON_1, **LESSON_2, **LESSON_5, **LESSON_6}
