@@ -3,10 +3,10 @@ their solutions), then the given code in place of the exercise cell, then the ch
 
 from __future__ import annotations
 
-from nullspace.course.exercises import Exercise, exercise_cells, solution_notebooks
+from nullspace.course.exercises import Exercise, exercise_cells, lessons_with_exercises
 from nullspace.course.verdict import Verdict
 
-EXERCISES = [ex for nb in solution_notebooks() for ex in exercise_cells(nb)]
+EXERCISES = [ex for nb in lessons_with_exercises() for ex in exercise_cells(nb)]
 # Lessons whose exercises have not yet been converted to the course's exercise format (difficulty,
 # importance, time, hints; a table of wrong solutions; the solution-line target).
 NOT_YET_CONVERTED = {"03", "04", "07"}
@@ -24,6 +24,6 @@ def run_check(exercise: Exercise, source: str) -> Verdict:
     exec(compile(source, f"<exercise {exercise.exercise}>", "exec"), namespace)  # noqa: S102
     *body, last = exercise.check_source.strip().splitlines()
     exec(compile("\n".join(body), "<check cell>", "exec"), namespace)  # noqa: S102
-    verdict = eval(compile(last.rstrip(";"), "<check>", "eval"), namespace)  # noqa: S307
+    verdict = eval(compile(last.rstrip(";"), "<check>", "eval"), namespace)
     assert isinstance(verdict, Verdict), f"the check cell of {exercise.exercise} must return a Verdict"
     return verdict

@@ -5,7 +5,6 @@ must run it (so it is "implemented") and report a failure.
 """
 
 import pytest
-
 from exercise_runner import EXERCISES, NOT_YET_CONVERTED, exercise_id, run_check
 from wrong_solutions import MISTAKES, Change
 

@@ -6,8 +6,8 @@ import re
 
 import nbformat
 import pytest
-
 from exercise_runner import EXERCISES, NOT_YET_CONVERTED, exercise_id, run_check
+
 from nullspace.course.exercises import stub_source, write_exercise_notebooks
 from nullspace.course.nbgrader_source import exercise_header, mark_for_nbgrader
 from nullspace.course.verdict import ExerciseNotPassed, exercise_check

@@ -127,13 +127,25 @@ LESSON_2 = {
         "exceptions swallowed": Change("        self.handles = []\n        ### END", "        self.handles = []\n        return True\n        ### END"),
     },
     "2.3": {
+        "the change of the norm, not the norm of the change": Change(
+            "return float(torch.linalg.norm(rows @ change.T) / torch.linalg.norm(rows @ weight.T))",
+            "return float((torch.linalg.norm(rows @ (weight + change).T) - torch.linalg.norm(rows @ weight.T))"
+            " / torch.linalg.norm(rows @ weight.T))"),
+        "relative to the size of the weight, not of the outputs": Change(
+            "/ torch.linalg.norm(rows @ weight.T))", "/ torch.linalg.norm(weight))"),
+    },
+    "2.4": {
         "projected onto the protected directions": Change(
             "projected = gradient - (gradient @ basis) @ basis.T", "projected = (gradient @ basis) @ basis.T"),
         "only the protected weights step": Change(
-            "            if parameter.grad is not None:", "            if parameter in steps:"),
+            "            if parameter.grad is None:", "            if parameter not in gradients:"),
         "conv gradient not viewed as (out, d)": Change(
             "gradient = weight.grad.reshape(weight.shape[0], -1).to(torch.float64)",
             "gradient = weight.grad.to(torch.float64)"),
+        "the gradient itself stored as the buffer": Change(
+            "buffers[parameter] = gradient.clone()", "buffers[parameter] = gradient"),
+        "momentum applied to the raw gradient (buffer leaves the null space)": Change(
+            "gradient = gradients.get(parameter, parameter.grad)", "gradient = parameter.grad"),
     },
 }
 

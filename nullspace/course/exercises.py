@@ -35,6 +35,7 @@ __all__ = [
     "Exercise",
     "exercise_cells",
     "learner_source",
+    "lessons_with_exercises",
     "solution_notebooks",
     "stub_source",
     "write_exercise_notebooks",
@@ -116,8 +117,13 @@ def exercise_cells(path: Path) -> list[Exercise]:
 
 
 def solution_notebooks(directory: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The numbered solution notebooks, in teaching order."""
+    return sorted(directory.glob("[0-9][0-9]_*.ipynb"))
+
+
+def lessons_with_exercises(directory: Path = NOTEBOOKS_DIR) -> list[Path]:
     """The numbered solution notebooks that have exercises, in teaching order."""
-    return [p for p in sorted(directory.glob("[0-9][0-9]_*.ipynb")) if exercise_cells(p)]
+    return [p for p in solution_notebooks(directory) if exercise_cells(p)]
 
 
 def _render(nb: nbformat.NotebookNode) -> str:
@@ -136,7 +142,7 @@ def write_exercise_notebooks(check: bool = False) -> list[Path]:
     """Store nbgrader's metadata in the solution notebooks and write the learner versions (or,
     with ``check``, only compare); return the files that were (or would be) changed."""
     stale: list[Path] = []
-    notebooks = solution_notebooks()
+    notebooks = lessons_with_exercises()
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         _update(path, _render(mark_for_nbgrader(nb, path.name)), check, stale)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from nullspace.course.exercises import exercise_cells, solution_notebooks
+from nullspace.course.exercises import exercise_cells, lessons_with_exercises
 
 __all__ = ["LessonCount", "count_solution_lines", "lesson_counts"]
 
@@ -40,7 +40,7 @@ def count_solution_lines(source: str) -> int:
 def lesson_counts() -> list[LessonCount]:
     """One :class:`LessonCount` per lesson with exercises, in teaching order."""
     counts = []
-    for path in solution_notebooks():
+    for path in lessons_with_exercises():
         exercises = exercise_cells(path)
         counts.append(LessonCount(path.name[:2], len(exercises),
                                   sum(count_solution_lines(ex.solution_source) for ex in exercises),

@@ -16,7 +16,7 @@ from nullspace.continual.models import model_for
 from nullspace.course.verdict import exercise_check
 from nullspace.linalg import CovarianceAccumulator, RelativeRule, null_space
 
-__all__ = ["exercise_2_1", "exercise_2_2", "exercise_2_3"]
+__all__ = ["exercise_2_1", "exercise_2_2", "exercise_2_3", "exercise_2_4"]
 
 
 def _course_cnn(seed: int, tasks: int = 2):
@@ -121,8 +121,31 @@ def exercise_2_2(hooks_class) -> str:
     return f"conv1, conv2 and fc of the course CNN match record_covariances over two tasks ({rows} conv1 rows)."
 
 
-@exercise_check("2.3", "a projected SGD step")
-def exercise_2_3(projected_sgd_step) -> str:
+@exercise_check("2.3", "how much a layer's old outputs move")
+def exercise_2_3(output_change) -> str:
+    torch.manual_seed(24)
+    conv = nn.Conv2d(3, 4, 3, stride=2, padding=1, bias=False)
+    linear = nn.Linear(6, 5, bias=False)
+    cases = [(conv, torch.randn(2, 3, 9, 9)), (linear, torch.randn(3, 4, 6))]
+    g = torch.Generator().manual_seed(24)
+    for layer, inputs in cases:
+        rows = layer_input_rows(layer, inputs)
+        weight = weight_as_matrix(layer).detach()
+        orthogonal = torch.linalg.qr(torch.randn(weight.shape[0], weight.shape[0], generator=g))[0]
+        updates = {"a random update": 0.1 * torch.randn(layer.weight.shape, generator=g),
+                   "a rotation of the outputs": ((orthogonal - torch.eye(weight.shape[0])) @ weight).reshape(
+                       layer.weight.shape)}
+        for what, update in updates.items():
+            got = float(output_change(layer, inputs.clone(), update.clone()))
+            expected = float(torch.linalg.norm(rows @ update.reshape(weight.shape).T) / torch.linalg.norm(rows @ weight.T))
+            assert abs(got - expected) <= 1e-5 * expected, (
+                f"{type(layer).__name__} with {what}: got {got:.4f}, expected ‖X Δᵀ‖ / ‖X Wᵀ‖ = {expected:.4f} "
+                "(the norm of the change of the outputs, relative to the norm of the outputs).")
+    return "matches ‖X Δᵀ‖ / ‖X Wᵀ‖ for a strided conv and a linear layer, a rotation of the outputs included."
+
+
+@exercise_check("2.4", "a projected SGD step with momentum")
+def exercise_2_4(projected_sgd_step) -> str:
     model = _course_cnn(23)
     g = torch.Generator().manual_seed(23)
     old_images = torch.randn(2, 3, 8, 8, generator=g)          # task 0: two images, so every layer
@@ -132,27 +155,29 @@ def exercise_2_3(projected_sgd_step) -> str:
     bases = {name: space.range_basis for name, space in spaces.items()}   # float64, like U1 of the lesson
     with torch.no_grad():
         old_features = model.features(old_images)
+        loss_before = float(F.cross_entropy(model(new_images, 1), new_labels))
     initial = {name: p.detach().clone() for name, p in model.named_parameters()}
     reference = copy.deepcopy(model)
-    for net in (model, reference):
-        net.zero_grad()
-        F.cross_entropy(net(new_images, 1), new_labels).backward()
-    lr = 0.05
-    with torch.no_grad():
-        loss_before = float(F.cross_entropy(model(new_images, 1), new_labels))
-    projected_sgd_step(model, {name: basis.clone() for name, basis in bases.items()}, lr)
     layers = reference.shared_layers()
-    GradientProjectionSGD(reference.parameters(), lr=lr,
-                          null_spaces={layers[name].weight: space for name, space in spaces.items()}).step()
-    for (name, mine), (_, theirs) in zip(model.named_parameters(), reference.named_parameters()):
+    lr, momentum, buffers = 0.05, 0.9, {}
+    optimizer = GradientProjectionSGD(reference.parameters(), lr=lr, momentum=momentum,
+                                      null_spaces={layers[name].weight: space for name, space in spaces.items()})
+    for _ in range(3):
+        for net in (model, reference):
+            net.zero_grad(set_to_none=False)   # gradients zeroed in place, as some training loops do
+            F.cross_entropy(net(new_images, 1), new_labels).backward()
+        projected_sgd_step(model, {name: basis.clone() for name, basis in bases.items()}, lr, momentum, buffers)
+        optimizer.step()
+    pairs = sorted(zip(model.named_parameters(), reference.named_parameters()), key=lambda pair: pair[0][0].startswith("heads."))
+    for (name, mine), (_, theirs) in pairs:   # shared layers first, then the heads
         moved = float((theirs.detach() - initial[name]).abs().max())
         assert torch.allclose(mine, theirs, atol=1e-6), (
-            f"{name} differs from a projected SGD step (the reference moved it by up to {moved:.2g}). "
-            "Protected weights step along g − (g U1) U1ᵀ with the weight viewed as (out, d); every other "
-            "parameter with a gradient (the head) takes a plain step −lr·g.")
+            f"after three steps {name} differs from projected SGD with momentum (the reference moved it by "
+            f"{moved:.2g} at most). Protected weights use the gradient g − (g U1) U1ᵀ (weight viewed as (out, d)); "
+            "every parameter with a gradient (the head too) keeps a buffer b ← μ b + g and steps −lr·b.")
     with torch.no_grad():
         change = float(torch.linalg.norm(model.features(old_images) - old_features) / torch.linalg.norm(old_features))
         loss_after = float(F.cross_entropy(model(new_images, 1), new_labels))
     assert change < 1e-5, f"the old task's features moved by {change:.1e} (relative)."
-    return (f"the new task's loss went {loss_before:.2f} → {loss_after:.2f}; the old task's features moved by "
-            "less than 1e-5 (relative).")
+    return (f"three steps took the new task's loss from {loss_before:.2f} to {loss_after:.2f}; the old task's "
+            "features moved by less than 1e-5 (relative).")

@@ -112,8 +112,9 @@ def exercise_6_2(target_delta) -> str:
             f"expected {float(expected.delta.norm()):.3f}). Check the three terms of the loss, the clamp after each "
             "step, the early stop, and that the last loss evaluation takes no step.")
     nll = _new_object_nll(model, tokenizer, record, base.target_layer, delta, contexts)
+    said = "below 0.1" if nll < 0.1 else f"of {nll:.1f}"
     return (f"δ matches compute_z under six settings; with it the course model gives the new object "
-            f"'{record['target_new']['str']}' an NLL of {nll:.2f} (first token, over the contexts).")
+            f"'{record['target_new']['str']}' an NLL {said} (first token, mean over the contexts).")
 
 
 def _requests(count: int):
