@@ -8,6 +8,7 @@ import nbformat
 import pytest
 from exercise_runner import EXERCISES, NOT_YET_CONVERTED, exercise_id, run_check
 
+from nullspace.course.classroom import generate_learner_notebooks
 from nullspace.course.exercises import stub_source, write_exercise_notebooks
 from nullspace.course.nbgrader_source import exercise_header, mark_for_nbgrader
 from nullspace.course.verdict import ExerciseNotPassed, exercise_check
@@ -105,3 +106,25 @@ def test_marking_is_idempotent_and_checked():
 def test_solution_metadata_and_learner_notebooks_are_up_to_date():
     stale = write_exercise_notebooks(check=True)
     assert not stale, f"regenerate with `python -m nullspace.course.exercises`: {stale}"
+
+
+def test_release_drops_solution_only_cells_and_clears_exercise_outputs(tmp_path):
+    exercise = nbformat.v4.new_code_cell(
+        "# Exercise 9.1 (★☆☆) — a title\ndef f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION",
+        metadata={"tags": ["exercise"]}, outputs=[nbformat.v4.new_output("stream", text="solution output")])
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["setup"]},
+                                  outputs=[nbformat.v4.new_output("stream", text="kept")]),
+        exercise,
+        nbformat.v4.new_code_cell("checks.exercise_9_1(f)", metadata={"tags": ["check"]}),
+        nbformat.v4.new_markdown_cell("The worked answer: 1.", metadata={"tags": ["solution-only"]}),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "09_toy.ipynb"
+    nbformat.write(mark_for_nbgrader(nb, path.name), path)
+    released = generate_learner_notebooks([path])[path]
+    sources = [c.source for c in released.cells]
+    assert not any("worked answer" in s for s in sources), "a solution-only cell reached the learner version"
+    assert released.cells[1].outputs[0]["text"] == "kept"
+    assert released.cells[2].outputs == [] and "return 1" not in released.cells[2].source
+    assert released.cells[3].source == "checks.exercise_9_1(f)"
