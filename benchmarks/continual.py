@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from nullspace.continual import recipes
 from nullspace.continual.methods import AdamNSCL, ContinualMethod
 from nullspace.continual.trainer import RunResult, train_sequence
-from nullspace.settings import cl_benchmark_name
+from nullspace.settings import cl_benchmark_name, threads
 
 RESULTS = Path(__file__).resolve().parent / "results" / "continual.json"
 TUNING = {
@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-tasks", type=int, help="only the first tasks of each benchmark (smoke tests)")
     parser.add_argument("--resnet-width", type=int, default=64, help="ResNet-18's first-stage width on CIFAR-100 "
                         "(64 in the paper; smaller only for smoke tests)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for these models)")
+    parser.add_argument("--threads", type=int, default=threads() or 1,
+                        help="torch threads (default: NULLSPACE_THREADS, else 1, the fastest for these models)")
     parser.add_argument("--json", type=Path, default=RESULTS, help=f"where to write the results (default {RESULTS})")
     parser.add_argument("--update", action="store_true",
                         help="keep the rows of the other benchmarks already in the JSON file, replace these")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nullspace.linalg import AbsoluteRule, SelectionRule
+from nullspace.validation import require_increasing_layers, require_int, require_number
 
 __all__ = ["KNOWN_MODELS", "EditHyperParams", "MethodHyperParams", "hparams_for", "method_hparams_for"]
 
@@ -41,10 +42,18 @@ class EditHyperParams:
     kl_prompt: str = "{} is a"
 
     def __post_init__(self) -> None:
-        if not self.layers or list(self.layers) != sorted(set(self.layers)):
-            raise ValueError(f"layers must be a non-empty increasing tuple, got {self.layers}.")
-        if self.v_num_grad_steps < 1 or self.v_lr <= 0 or self.clamp_norm_factor <= 0:
-            raise ValueError("v_num_grad_steps, v_lr and clamp_norm_factor must be positive.")
+        object.__setattr__(self, "layers", require_increasing_layers(self.layers, "layers"))
+        require_int(self.v_num_grad_steps, "v_num_grad_steps", minimum=1)
+        require_number(self.v_lr, "v_lr", minimum=0.0, strict=True, hint="Official GPT-2 XL value: 0.5.")
+        require_number(self.kl_factor, "kl_factor", minimum=0.0, hint="Official value: 0.0625; 0 drops the KL term.")
+        require_number(self.v_weight_decay, "v_weight_decay", minimum=0.0,
+                       hint="Official value: 0.5; 0 drops the weight decay.")
+        require_number(self.clamp_norm_factor, "clamp_norm_factor", minimum=0.0, strict=True,
+                       hint="Official MEMIT value: 0.75.")
+        require_number(self.early_stop_loss, "early_stop_loss", minimum=0.0, hint="Official value: 0.05.")
+        if not isinstance(self.kl_prompt, str) or self.kl_prompt.count("{}") != 1:
+            raise ValueError(f"kl_prompt must be a string with one '{{}}' for the subject, such as '{{}} is a', "
+                             f"got {self.kl_prompt!r}.")
 
     @property
     def target_layer(self) -> int:
@@ -119,6 +128,25 @@ class MethodHyperParams:
     ft_norm_constraint: float
     statistics_texts: int
     preserved_keys_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        require_number(self.memit_covariance_weight, "memit_covariance_weight", minimum=0.0,
+                       hint="MEMIT's λ on C0 (official GPT-2 XL: 20000).")
+        if not callable(getattr(self.alphaedit_rule, "null_mask", None)):
+            raise TypeError(f"alphaedit_rule must be a selection rule such as AbsoluteRule(2e-2), got "
+                            f"{self.alphaedit_rule!r}.")
+        require_number(self.alphaedit_l2, "alphaedit_l2", minimum=0.0, strict=True,
+                       hint="AlphaEdit's L2 (1 in Eq. 14, 10 in the official GPT-2 XL code).")
+        require_int(self.rome_layer, "rome_layer", minimum=0)
+        object.__setattr__(self, "ft_layers", require_increasing_layers(self.ft_layers, "ft_layers"))
+        require_number(self.ft_learning_rate, "ft_learning_rate", minimum=0.0, strict=True,
+                       hint="Official FT-L value: 5e-4.")
+        require_int(self.ft_steps, "ft_steps", minimum=1)
+        require_number(self.ft_norm_constraint, "ft_norm_constraint", minimum=0.0, strict=True,
+                       allow_infinity=True, hint="Official FT-L value: 5e-4 (inf: unconstrained FT, as Llama 3's).")
+        require_int(self.statistics_texts, "statistics_texts", minimum=1)
+        require_number(self.preserved_keys_weight, "preserved_keys_weight", minimum=0.0,
+                       hint="0 is the official corpus statistic C0.")
 
 
 _METHOD_HPARAMS: dict[str, MethodHyperParams] = {

@@ -17,7 +17,7 @@ official code reads the logits at the subject's position.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -28,6 +28,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from nullspace.editing import architectures
 from nullspace.editing.hparams import EditHyperParams
 from nullspace.editing.keys import subject_token_index
+from nullspace.editing.prompts import require_known_words, token_ids, with_leading_space
 
 __all__ = ["TargetVector", "adding_to_hidden_state", "compute_z"]
 
@@ -88,15 +89,48 @@ def _pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor
     return ids, mask
 
 
-def compute_z(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, request: dict,
-              hparams: EditHyperParams, context_templates: Sequence[str] = ("{}",)) -> TargetVector:
-    """Optimise the target vector of one request (``prompt`` with ``{}``, ``subject``,
-    ``target_new: {"str": ...}``, the CounterFact ``requested_rewrite``)."""
+def _check_request(request: Mapping, hparams: EditHyperParams) -> str:
+    """The request's new object with its leading space, after checking the request's fields."""
+    if not isinstance(request, Mapping):
+        raise TypeError(f"request must be a dict in the CounterFact requested_rewrite schema "
+                        f"(prompt, subject, target_new), got {type(request).__name__}.")
+    if not isinstance(hparams, EditHyperParams):
+        raise TypeError(f"hparams must be an EditHyperParams (nullspace.editing.hparams.hparams_for(model_name)), "
+                        f"got {type(hparams).__name__}.")
     for key in ("prompt", "subject", "target_new"):
         if key not in request:
             raise KeyError(f"the request needs '{key}' (a CounterFact requested_rewrite); got {sorted(request)}.")
+    new = request["target_new"]
+    if not isinstance(new, Mapping) or "str" not in new:
+        raise TypeError(f'request["target_new"] must be {{"str": object}} (the CounterFact schema), got {new!r}.')
+    new_object = with_leading_space(new["str"], 'request["target_new"]["str"]')
+    true = request.get("target_true")
+    true_object = true.get("str") if isinstance(true, Mapping) else true
+    if isinstance(true_object, str) and true_object.strip() == new_object.strip():
+        raise ValueError(f"the new object equals the true object ({new_object.strip()!r}): an edit must change "
+                         "the object. Pick a different target_new.")
+    return new_object
+
+
+def compute_z(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, request: dict,
+              hparams: EditHyperParams, context_templates: Sequence[str] = ("{}",)) -> TargetVector:
+    """Optimise the target vector of one request (``prompt`` with ``{}``, ``subject``,
+    ``target_new: {"str": ...}``, the CounterFact ``requested_rewrite``).
+
+    The new object gets one leading space (added only when missing, the official convention).
+
+    Raises:
+        TypeError: ``request`` is not a mapping or ``hparams`` not an :class:`EditHyperParams`.
+        KeyError: a field of the request is missing.
+        ValueError: the new object is empty or equals ``target_true``; a word is unknown to the tokenizer.
+    """
+    new_object = _check_request(request, hparams)
     subject, layer = request["subject"], hparams.target_layer
-    target_ids = tokenizer(" " + request["target_new"]["str"], add_special_tokens=False)["input_ids"]
+    require_known_words(tokenizer, [subject], 'request["subject"]')
+    require_known_words(tokenizer, [request["prompt"]], 'request["prompt"]')
+    require_known_words(tokenizer, list(context_templates), "context_templates")
+    require_known_words(tokenizer, [hparams.kl_prompt], "hparams.kl_prompt")
+    (target_ids,) = token_ids(tokenizer, [new_object], 'request["target_new"]["str"]')
     device = next(model.parameters()).device
 
     rows, positions, answer_slots = [], [], []

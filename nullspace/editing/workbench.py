@@ -10,7 +10,7 @@ whole course to GPT-2 XL is one setting (``NULLSPACE_EDIT_MODEL=gpt2-xl``).
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -23,7 +23,13 @@ from nullspace.editing.evaluation.counterfact import counterfact_scores
 from nullspace.editing.evaluation.experiment import GeneralAbilityProbe, generation_scores
 from nullspace.editing.methods.ft import FineTuneEditor
 from nullspace.editing.hparams import EditHyperParams, MethodHyperParams, hparams_for, method_hparams_for
-from nullspace.editing.models import load_model
+from nullspace.editing.models import (
+    ModelAlreadyEditedError,
+    edited_blocks,
+    load_model,
+    restore_loaded_weights,
+    weights_as_loaded,
+)
 from nullspace.editing.preserved import knowledge_covariance, preserved_fact_keys
 from nullspace.editing.requests import EditRequest, requests_from_counterfact
 from nullspace.editing.methods.sequential import SequentialEditor, TargetOptimizer
@@ -31,6 +37,7 @@ from nullspace.editing.statistics import DEFAULT_CACHE_DIR, KeyStatistics, key_s
 from nullspace.editing.world.facts import World, load_counterfact, load_world
 from nullspace.linalg import SelectionRule, null_space
 from nullspace.settings import edit_model_name
+from nullspace.validation import require_int
 
 __all__ = ["Workbench", "prepare_workbench"]
 
@@ -64,6 +71,10 @@ class Workbench:
         this model's ``preserved_keys_weight``. Computed once per layer and weight (a tuning grid
         asks for the same matrix again with every editor)."""
         weight = self.methods.preserved_keys_weight if preserved_keys_weight is None else preserved_keys_weight
+        if layer not in self.statistics:
+            raise ValueError(f"no key statistics for block {layer}: the workbench computed them for blocks "
+                             f"{sorted(self.statistics)} (the layers its settings edit). Edit one of those, or "
+                             "compute C0 for this block with nullspace.editing.statistics.key_statistics.")
         if (layer, weight) not in self._covariances:
             keys = None if self.fact_keys is None else self.fact_keys.get(layer)
             self._covariances[layer, weight] = knowledge_covariance(self.statistics[layer].covariance, keys, weight)
@@ -75,7 +86,21 @@ class Workbench:
 
     def editor(self, method: str, **overrides) -> SequentialEditor:
         """An editor for ``method`` with this model's settings; ``overrides`` replace fields of
-        :class:`~nullspace.editing.hparams.MethodHyperParams` (the tuning grids)."""
+        :class:`~nullspace.editing.hparams.MethodHyperParams` (the tuning grids).
+
+        Every editor restores the weights *as loaded* on ``reset()`` (not the weights of the moment
+        it was built: an earlier experiment may have left its edits in the model).
+
+        Raises:
+            ValueError: an unknown method, or an override out of range.
+            TypeError: an override that is not a field of ``MethodHyperParams``.
+        """
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {METHODS}.")
+        unknown = sorted(set(overrides) - {f.name for f in fields(MethodHyperParams)})
+        if unknown:
+            raise TypeError(f"unknown settings {unknown} for editor(); the settings are the fields of "
+                            f"MethodHyperParams: {', '.join(f.name for f in fields(MethodHyperParams))}.")
         settings = replace(self.methods, **overrides)
         alpha = settings.preserved_keys_weight
         if method == "MEMIT":
@@ -95,12 +120,33 @@ class Workbench:
             return FineTuneEditor(self.model, self.tokenizer, settings.ft_layers,
                                   learning_rate=settings.ft_learning_rate, steps=settings.ft_steps,
                                   norm_constraint=settings.ft_norm_constraint)
-        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}.")
+        raise AssertionError(f"no constructor for {method!r}")  # unreachable: METHODS was checked above
+
+    def restore_loaded_weights(self) -> None:
+        """Put the weights as loaded back into every FFN output matrix an editor may have changed.
+
+        Raises:
+            ModelAlreadyEditedError: a block was changed by hand and no copy of it was kept.
+        """
+        changed = restore_loaded_weights(self.model)
+        if changed:
+            raise ModelAlreadyEditedError(
+                f"blocks {changed} differ from the loaded weights and no copy of them was kept (they were "
+                "changed outside an editor); reload with prepare_workbench().")
 
     def unedited_scores(self, generation_requests: int = 50) -> dict[str, float]:
         """The unedited model's row of the table: CounterFact scores of :attr:`requests`, general
         ability, and fluency and consistency of generations (as
-        :func:`~nullspace.editing.experiment.run_sequential_editing` scores an edited model)."""
+        :func:`~nullspace.editing.experiment.run_sequential_editing` scores an edited model).
+
+        Raises:
+            ModelAlreadyEditedError: the model holds edits (an experiment leaves them in the model).
+        """
+        changed = edited_blocks(self.model)
+        if changed:
+            raise ModelAlreadyEditedError(
+                f"the model holds edits (blocks {changed} differ from the loaded weights), so its scores are not "
+                "the unedited row. Call reset() on the editor that made them, or restore_loaded_weights().")
         scores = counterfact_scores(self.model, self.tokenizer, self.requests).as_dict()
         scores.update(self.probe.measure(self.model, self.tokenizer))
         scores.update(generation_scores(self.model, self.tokenizer, self.requests[:generation_requests],
@@ -139,6 +185,10 @@ def prepare_workbench(model_name: str | None = None, *, edits: int | None = None
             None: compute without caching).
     """
     name = model_name or edit_model_name()
+    if edits is not None:
+        require_int(edits, "edits", minimum=1, hint="It keeps the first `edits` requests; None keeps them all.")
+    if probe_facts is not None:
+        require_int(probe_facts, "probe_facts", minimum=1, hint="None asks every unedited fact.")
     model, tokenizer = load_model(name)
     world = load_world()
     requests = requests_from_counterfact(load_counterfact(), edits)
@@ -160,5 +210,6 @@ def prepare_workbench(model_name: str | None = None, *, edits: int | None = None
     vectorizer = TfidfVectorizer().fit(texts)
     # K0 of the preserved facts; only models that know the fact world (GPT-2 XL does not) use it
     fact_keys = preserved_fact_keys(model, tokenizer, world, listed, layers) if methods.preserved_keys_weight else None
+    weights_as_loaded(model, sorted({*layers, *methods.ft_layers}))  # keep the copies every editor restores
     return Workbench(name, model, tokenizer, world, requests, hparams, methods, statistics, probe,
                      _reference_texts(world, world.general_text()), vectorizer, fact_keys)

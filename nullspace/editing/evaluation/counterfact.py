@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from nullspace.editing.prompts import target_token_batch
+from nullspace.editing.prompts import encode_right_padded, target_token_batch, token_ids
 from nullspace.editing.requests import EditRequest, QuestionRecord
+from nullspace.validation import require_int
 
 __all__ = [
     "CounterFactScores",
@@ -48,7 +49,16 @@ def target_scores(model, tokenizer, prompts: Sequence[str], targets: Sequence[st
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """For each ``(prompt, target)``: the mean per-token NLL of ``" " + target`` and whether every
     target token is the top-1 prediction under teacher forcing (for one-token objects: the next
-    token is the object)."""
+    token is the object). Independent of the tokenizer's padding side.
+
+    Raises:
+        ValueError: no prompts, or not one target per prompt; a word unknown to the tokenizer.
+    """
+    if len(prompts) != len(targets):
+        raise ValueError(f"got {len(prompts)} prompts but {len(targets)} targets: give one target per prompt.")
+    if not prompts:
+        raise ValueError("no prompts given: target_scores needs at least one (prompt, target) pair.")
+    batch_size = require_int(batch_size, "batch_size", minimum=1)
     device = next(model.parameters()).device
     nlls, top1 = [], []
     for start in range(0, len(prompts), batch_size):
@@ -89,7 +99,13 @@ def _per_request_mean(values: torch.Tensor, counts: Sequence[int]) -> float:
 
 
 def counterfact_scores(model, tokenizer, requests: Sequence[EditRequest]) -> CounterFactScores:
-    """Efficacy, generalization and specificity (probability and top-1 variants), ×100."""
+    """Efficacy, generalization and specificity (probability and top-1 variants), ×100.
+
+    Raises:
+        ValueError: ``requests`` is empty (every score would be NaN).
+        TypeError: an item is not an :class:`EditRequest`.
+    """
+    _require_requests(requests)
     results = {}
     for kind, prompts_of in (("efficacy", lambda r: [r.edit_prompt]),
                              ("generalization", lambda r: list(r.paraphrase_prompts)),
@@ -115,10 +131,25 @@ def counterfact_scores(model, tokenizer, requests: Sequence[EditRequest]) -> Cou
     return CounterFactScores(**results)
 
 
+def _require_requests(requests: Sequence[EditRequest]) -> None:
+    if isinstance(requests, EditRequest):
+        raise TypeError("requests must be a list of EditRequest: wrap the single request in a list.")
+    if not requests:
+        raise ValueError("requests is empty: there is nothing to score. Pass the edited requests "
+                         "(requests_from_counterfact(records)).")
+    for index, request in enumerate(requests):
+        if not isinstance(request, EditRequest):
+            raise TypeError(f"requests[{index}] is a {type(request).__name__}, not an EditRequest: build requests "
+                            "with nullspace.editing.requests.requests_from_counterfact(records).")
+
+
 @torch.no_grad()
 def zsre_scores(model, tokenizer, records: Sequence[QuestionRecord]) -> dict[str, float]:
     """ZsRE token accuracy (×100): the new answer on the question and its rephrasing, and the
     unrelated question's answer (specificity)."""
+    if not records:
+        raise ValueError("records is empty: there is nothing to score (questions_from_zsre(records)).")
+
     def accuracy(prompts: list[str], answers: list[str]) -> float:
         device = next(model.parameters()).device
         inputs, labels = target_token_batch(tokenizer, prompts, answers, device)
@@ -153,12 +184,17 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int = 
              seed: int = 0) -> list[str]:
     """Top-k sampled continuations (the CounterFact generation setting), seeded; one prompt at a
     time with the model's key-value cache."""
+    max_new_tokens = require_int(max_new_tokens, "max_new_tokens", minimum=0)
+    top_k = require_int(top_k, "top_k", minimum=1)
+    prompt_ids = token_ids(tokenizer, prompts, "prompts")
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     limit = getattr(model.config, "n_positions", 1024)
     texts = []
-    for prompt in prompts:
-        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(device)
+    for row in prompt_ids:
+        if not row:
+            raise ValueError("a generation prompt encodes to no token: give a non-empty prompt.")
+        ids = torch.tensor([row], device=device)
         tokens, step_input, past = ids[0].tolist(), ids, None
         for _ in range(min(max_new_tokens, limit - ids.shape[1])):
             out = model(input_ids=step_input, past_key_values=past, use_cache=True,
@@ -174,6 +210,8 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int = 
 
 def fluency(texts: Sequence[str]) -> float:
     """The CounterFact fluency score ×100: the mean over texts of ``(2/3·H2 + 4/3·H3) / 2``."""
+    if not texts:
+        raise ValueError("texts is empty: fluency is a mean over generated texts; generate at least one.")
     scores = [(2 / 3 * ngram_entropy(_words(t), 2) + 4 / 3 * ngram_entropy(_words(t), 3)) / 2 for t in texts]
     return 100.0 * float(np.mean(scores))
 
@@ -189,24 +227,35 @@ def consistency(generated: Sequence[str], references: Sequence[str], vectorizer:
 
 
 def fact_accuracy(model, tokenizer, prompts: Sequence[str], objects: Sequence[str]) -> float:
-    """Top-1 accuracy (×100) of ``objects`` after ``prompts``: how many facts the model still knows."""
+    """Top-1 accuracy (×100) of ``objects`` after ``prompts``: how many facts the model still knows
+    (raises ``ValueError`` on empty or mismatched lists, as :func:`target_scores`)."""
     _, top1 = target_scores(model, tokenizer, prompts, objects)
     return 100.0 * float(top1.float().mean())
 
 
 @torch.no_grad()
 def perplexity(model, tokenizer, texts: Sequence[str], batch_size: int = 32, max_length: int = 128) -> float:
-    """``exp`` of the mean next-token NLL over every token of ``texts``."""
+    """``exp`` of the mean next-token NLL over every token of ``texts`` (each truncated to
+    ``max_length`` tokens). Independent of the tokenizer's padding side.
+
+    Raises:
+        ValueError: no text, or no text of two tokens or more (no next token to predict).
+    """
+    batch_size = require_int(batch_size, "batch_size", minimum=1)
+    max_length = require_int(max_length, "max_length", minimum=2)
+    if not texts:
+        raise ValueError("texts is empty: perplexity needs at least one held-out text.")
     device = next(model.parameters()).device
     total, count = 0.0, 0
     for start in range(0, len(texts), batch_size):
-        enc = tokenizer(list(texts[start:start + batch_size]), return_tensors="pt", padding=True,
-                        truncation=True, max_length=max_length, add_special_tokens=False)
-        enc = {k: v.to(device) for k, v in enc.items()}
+        enc = encode_right_padded(tokenizer, texts[start:start + batch_size], device, argument="texts",
+                                  max_length=max_length)
         logits = model(**enc).logits[:, :-1].float()
         labels = enc["input_ids"][:, 1:]
         mask = enc["attention_mask"][:, 1:].bool()
         nll = F.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
         total += float(nll[mask].sum())
         count += int(mask.sum())
+    if count == 0:
+        raise ValueError("no text has two tokens or more, so there is no next token to predict: give longer texts.")
     return math.exp(total / count)

@@ -23,8 +23,9 @@ from nullspace.editing.evaluation.counterfact import (
     perplexity,
 )
 from nullspace.editing.requests import EditRequest
-from nullspace.editing.methods.sequential import SequentialEditor
+from nullspace.editing.methods.sequential import SequentialEditor, check_batch
 from nullspace.settings import progress
+from nullspace.validation import require_int
 
 __all__ = ["SCORE_COLUMNS", "ExperimentResult", "GeneralAbilityProbe", "generation_scores", "harmonic_score",
            "run_sequential_editing", "score_header", "score_row"]
@@ -51,6 +52,17 @@ class GeneralAbilityProbe:
     heldout_texts: Sequence[str]
     unlisted_fact_prompts: Sequence[str] = ()
     unlisted_fact_objects: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        for prompts, objects, what in ((self.fact_prompts, self.fact_objects, "fact"),
+                                       (self.unlisted_fact_prompts, self.unlisted_fact_objects, "unlisted_fact")):
+            if len(prompts) != len(objects):
+                raise ValueError(f"{what}_prompts has {len(prompts)} prompts but {what}_objects has {len(objects)} "
+                                 "objects: give one object per prompt.")
+        if not self.fact_prompts:
+            raise ValueError("fact_prompts is empty: the probe needs at least one unedited fact to ask.")
+        if not self.heldout_texts:
+            raise ValueError("heldout_texts is empty: the probe needs held-out text for the perplexity.")
 
     def measure(self, model, tokenizer) -> dict[str, float]:
         scores = {"fact_accuracy": fact_accuracy(model, tokenizer, self.fact_prompts, self.fact_objects),
@@ -93,13 +105,22 @@ def generation_scores(model, tokenizer, requests: Sequence[EditRequest],
                       reference_texts: dict[str, list[str]] | None = None,
                       vectorizer: TfidfVectorizer | None = None) -> dict[str, float]:
     """Fluency of generations from each request's first generation prompt and, when references
-    and a fitted ``vectorizer`` are given, their consistency with texts about the new object."""
-    texts = generate(model, tokenizer, [r.generation_prompts[0] for r in requests if r.generation_prompts])
+    and a fitted ``vectorizer`` are given, their consistency with texts about the new object.
+    Requests without generation prompts are skipped.
+
+    Raises:
+        ValueError: no request has a generation prompt.
+    """
+    prompted = [r for r in requests if r.generation_prompts]
+    if not prompted:
+        raise ValueError("no request has generation_prompts, so there is nothing to generate from: pass requests "
+                         "with generation prompts (or skip the generation scores: generation_requests=0).")
+    texts = generate(model, tokenizer, [r.generation_prompts[0] for r in prompted])
     scores = {"fluency": fluency(texts)}
     if reference_texts is not None and vectorizer is not None:
         scores["consistency"] = float(np.mean([
             consistency([text], reference_texts.get(r.target_new, []), vectorizer)
-            for text, r in zip(texts, requests)]))
+            for text, r in zip(texts, prompted)]))
     return scores
 
 
@@ -121,12 +142,30 @@ def run_sequential_editing(
     General ability is measured before editing and after every ``every`` batches. Fluency and
     consistency use the generation prompts of the first ``generation_requests`` requests;
     consistency needs ``reference_texts[object]`` (texts about each new object) and a fitted
-    ``vectorizer``.
+    ``vectorizer``; ``generation_requests=0`` skips fluency and consistency.
+
+    Every argument is checked, and every batch (no contradictory requests), before the first edit.
+
+    Raises:
+        TypeError: ``editor`` is not a :class:`SequentialEditor`; a request is not an
+            :class:`EditRequest`; a count is not an integer.
+        ValueError: ``requests`` is empty; ``batch_size`` or ``every`` below 1;
+            ``generation_requests`` negative; a batch holds contradictory requests.
     """
+    if not isinstance(editor, SequentialEditor):
+        raise TypeError(f"editor must be an editor (workbench.editor(method), MemitEditor(...)), got "
+                        f"{type(editor).__name__}.")
+    batch_size = require_int(batch_size, "batch_size", minimum=1,
+                             hint="It is the number of requests edited at once (AlphaEdit: 100).")
+    every = require_int(every, "every", minimum=1, hint="General ability is measured after every `every` batches.")
+    generation_requests = require_int(generation_requests, "generation_requests", minimum=0)
+    if isinstance(requests, EditRequest) or not requests:
+        raise ValueError("requests must be a non-empty list of EditRequest: with no request nothing is edited, "
+                         "and the unedited model's scores would be reported as the result.")
+    batches = [check_batch(requests[i:i + batch_size]) for i in range(0, len(requests), batch_size)]
     editor.reset()
     model = editor.model
     history: dict[str, list[float]] = {"edits": [0], **{k: [v] for k, v in probe.measure(model, tokenizer).items()}}
-    batches = [list(requests[i:i + batch_size]) for i in range(0, len(requests), batch_size)]
     for index, batch in enumerate(progress(batches, desc=f"{editor.name} {setting}".strip()), start=1):
         editor.edit(batch)
         if index % every == 0 or index == len(batches):
@@ -135,6 +174,7 @@ def run_sequential_editing(
                 history[key].append(value)
     scores = counterfact_scores(model, tokenizer, requests).as_dict()
     scores.update({key: values[-1] for key, values in history.items() if key != "edits"})
-    scores.update(generation_scores(model, tokenizer, list(requests[:generation_requests]), reference_texts,
-                                    vectorizer))
+    if generation_requests:
+        scores.update(generation_scores(model, tokenizer, list(requests[:generation_requests]), reference_texts,
+                                        vectorizer))
     return ExperimentResult(editor.name, setting, scores, history, float(np.mean(editor.batch_seconds)))

@@ -36,10 +36,17 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from nullspace.editing.methods._solve import as_float64, check_keys_and_residuals, check_square
+from nullspace.editing.methods._solve import (
+    as_covariance,
+    as_float64,
+    as_projector,
+    check_keys_and_residuals,
+    check_square,
+)
 from nullspace.editing.methods.sequential import KeyValueEditor, TargetFunction, require_layers
 from nullspace.linalg import NullSpace
 from nullspace.projector import NullProjector, thin_projector
+from nullspace.validation import require_number
 
 __all__ = ["PUSH_THROUGH_LIMIT", "AlphaEditEditor", "alphaedit_push_through", "alphaedit_update",
            "alphaedit_with_earlier"]
@@ -59,14 +66,15 @@ def _project_rows(projector: Projector, rows: torch.Tensor) -> torch.Tensor:
     return (rows.to(projector.dtype) @ projector.to(rows.device)).to(torch.float64)
 
 
-def _check_projector(projector: Projector, d_in: int) -> Projector:
+def _check_projector(projector: Projector, d_in: int, device: torch.device) -> Projector:
+    """A thin :class:`NullProjector` after a dimension check, or a dense ``P`` checked to be a
+    finite, symmetric, idempotent ``(d_in, d_in)`` matrix (as float64 on ``device``)."""
     if isinstance(projector, NullProjector):
         if projector.dim != d_in:
-            raise ValueError(f"the projector acts on dimension {projector.dim}, but the keys have {d_in}.")
+            raise ValueError(f"projector acts on dimension {projector.dim}, but the keys have {d_in}: was it built "
+                             "from C0 at another layer or model?")
         return projector
-    p = as_float64(projector, "projector") if projector.dtype != torch.float32 else projector.detach()
-    check_square(p, d_in, "projector")
-    return p
+    return as_projector(projector, "projector", d_in, device)
 
 
 def alphaedit_push_through(residuals: torch.Tensor, projected_keys: torch.Tensor, keys: torch.Tensor,
@@ -121,16 +129,22 @@ def alphaedit_update(
 
     Returns:
         ``Δ`` of shape ``(d_out, d_in)``, float64; ``Δ P = Δ``, so ``Δ K0 = 0`` whenever ``P K0 = 0``.
+
+    Raises:
+        TypeError: an argument is not a real tensor (a Python list, a complex tensor) or ``l2_weight``
+            is not a number.
+        ValueError: ``l2_weight`` is not positive and finite; ``projector`` is not a symmetric,
+            idempotent ``(d_in, d_in)`` matrix; ``edited_covariance`` is not a covariance; shapes differ.
     """
+    l2_weight = require_number(l2_weight, "l2_weight", minimum=0.0, strict=True,
+                               hint="The system is singular without it: 1 in Eq. 14, 10 in the official GPT-2 XL code.")
     _, d_in, _ = check_keys_and_residuals(keys, residuals)
-    if not l2_weight > 0:
-        raise ValueError(f"l2_weight must be positive (the system is singular without it), got {l2_weight}.")
     given = [x is not None for x in (edited_covariance, projected_edited_covariance, earlier_keys)]
     if sum(given) > 1:
         raise ValueError("pass at most one of edited_covariance, projected_edited_covariance and earlier_keys.")
     k = as_float64(keys, "keys")
     r = as_float64(residuals, "residuals").to(k.device)
-    p = _check_projector(projector, d_in)
+    p = _check_projector(projector, d_in, k.device)
     if earlier_keys is not None:
         kp = as_float64(earlier_keys, "earlier_keys").to(k.device)
         if kp.ndim != 2 or kp.shape[1] != d_in:
@@ -143,8 +157,7 @@ def alphaedit_update(
     projected_new = _project_rows(p, k).T  # P K1, (d_in, u)
     system = projected_new @ k  # P K1 K1ᵀ, d²·u instead of d³
     if edited_covariance is not None:
-        cp = as_float64(edited_covariance, "edited_covariance").to(k.device)
-        check_square(cp, d_in, "edited_covariance")
+        cp = as_covariance(edited_covariance, "edited_covariance", d_in, k.device)
         system = system + _project_rows(p, cp.T).T  # P Kp Kpᵀ
     if projected_edited_covariance is not None:
         pcp = as_float64(projected_edited_covariance, "projected_edited_covariance").to(k.device)
@@ -173,14 +186,24 @@ class AlphaEditEditor(KeyValueEditor):
                  null_spaces: Mapping[int, NullSpace | NullProjector], l2_weight: float,
                  context_templates: Sequence[str] = ("{}",)) -> None:
         super().__init__(model, tokenizer, layers, targets, context_templates=context_templates)
-        require_layers(null_spaces, layers, "null space", "build them with nullspace.linalg.null_space(C0, rule)")
+        self.l2_weight = require_number(l2_weight, "l2_weight", minimum=0.0, strict=True,
+                                        hint="1 in Eq. 14, 10 in the official GPT-2 XL code.")
+        require_layers(null_spaces, self.layers, "null space", "build them with nullspace.linalg.null_space(C0, rule)")
+        for layer in self.layers:
+            space = null_spaces[layer]
+            if not isinstance(space, NullSpace | NullProjector):
+                raise TypeError(f"null_spaces[{layer}] must be a NullSpace (nullspace.linalg.null_space(C0, rule)) or "
+                                f"a NullProjector, got {type(space).__name__}; a projector matrix goes to "
+                                "alphaedit_update instead.")
+            if space.dim != self.key_dim(layer):
+                raise ValueError(f"null_spaces[{layer}] has dimension {space.dim} but block {layer}'s keys have "
+                                 f"{self.key_dim(layer)}: was C0 read at another layer or model?")
         device = next(model.parameters()).device
         self.projectors: dict[int, NullProjector] = {}
-        for layer in layers:
+        for layer in self.layers:
             space = null_spaces[layer]
             projector = thin_projector(space, space.eigenvectors.dtype) if isinstance(space, NullSpace) else space
             self.projectors[layer] = projector.to(device)
-        self.l2_weight = l2_weight
         self.reset_edited_keys()
 
     def reset_edited_keys(self) -> None:

@@ -19,8 +19,9 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from nullspace.editing.methods._solve import as_float64, check_keys_and_residuals, check_square
+from nullspace.editing.methods._solve import as_covariance, as_float64, check_keys_and_residuals
 from nullspace.editing.methods.sequential import KeyValueEditor, TargetFunction, require_layers
+from nullspace.validation import require_number
 
 __all__ = ["MemitEditor", "memit_update", "solve_symmetric_psd"]
 
@@ -44,19 +45,21 @@ def memit_update(
 
     Returns:
         ``Δ`` of shape ``(d_out, d_in)``, float64.
+
+    Raises:
+        TypeError: an argument is not a real tensor (a Python list, a complex tensor) or λ is not a number.
+        ValueError: λ is negative, NaN or infinite; a covariance is not a finite, symmetric, positive
+            semi-definite ``(d_in, d_in)`` matrix; keys or residuals have the wrong shape or are not finite.
     """
+    covariance_weight = require_number(covariance_weight, "covariance_weight λ", minimum=0.0,
+                                       hint="MEMIT's λ weighs C0 against the new keys (official GPT-2 XL: 20000).")
     _, d_in, _ = check_keys_and_residuals(keys, residuals)
-    if covariance_weight < 0:
-        raise ValueError(f"covariance_weight λ must be non-negative, got {covariance_weight}.")
     k = as_float64(keys, "keys")
     r = as_float64(residuals, "residuals").to(k.device)
-    c0 = as_float64(key_covariance, "key_covariance").to(k.device)
-    check_square(c0, d_in, "key_covariance")
+    c0 = as_covariance(key_covariance, "key_covariance", d_in, k.device)
     system = covariance_weight * c0 + k.T @ k
     if edited_covariance is not None:
-        cp = as_float64(edited_covariance, "edited_covariance").to(k.device)
-        check_square(cp, d_in, "edited_covariance")
-        system = system + cp
+        system = system + as_covariance(edited_covariance, "edited_covariance", d_in, k.device)
     # Δᵀ = A⁻¹ K1 Rᵀ with A symmetric, so Δ = R K1ᵀ A⁻¹.
     return solve_symmetric_psd(system, k.T @ r).T
 
@@ -95,11 +98,12 @@ class MemitEditor(KeyValueEditor):
                  key_covariances: Mapping[int, torch.Tensor], covariance_weight: float,
                  context_templates: Sequence[str] = ("{}",)) -> None:
         super().__init__(model, tokenizer, layers, targets, context_templates=context_templates)
+        self.covariance_weight = require_number(covariance_weight, "covariance_weight λ", minimum=0.0)
         require_layers(key_covariances, layers, "key covariance C0",
                         "compute them with nullspace.editing.statistics.key_statistics")
         device = next(model.parameters()).device
-        self.key_covariances = {layer: key_covariances[layer].to(device, torch.float64) for layer in layers}
-        self.covariance_weight = covariance_weight
+        self.key_covariances = {layer: as_covariance(key_covariances[layer], f"key_covariances[{layer}]",
+                                                     self.key_dim(layer), device) for layer in self.layers}
 
     def solve(self, layer: int, keys: torch.Tensor, residuals: torch.Tensor) -> torch.Tensor:
         return memit_update(keys, residuals, self.key_covariances[layer], covariance_weight=self.covariance_weight,

@@ -16,10 +16,17 @@ from collections.abc import Sequence
 
 import torch
 
-from nullspace.editing.methods._solve import as_float64, check_square
-from nullspace.editing.methods.sequential import SequentialEditor, TargetFunction, request_keys, subject_outputs
+from nullspace.editing.methods._solve import as_covariance, as_float64
+from nullspace.editing.methods.sequential import (
+    SequentialEditor,
+    TargetFunction,
+    check_context_templates,
+    request_keys,
+    subject_outputs,
+)
 from nullspace.editing.requests import EditRequest
 from nullspace.editing.spread import apply_delta
+from nullspace.validation import require_number, require_real_tensor
 
 __all__ = ["RomeEditor", "rome_update"]
 
@@ -42,7 +49,15 @@ def rome_update(
 
     Returns:
         ``Δ`` of shape ``(d_out, d_in)``, float64, with ``Δ k* = r``.
+
+    Raises:
+        TypeError: an argument is not a real tensor, or ``ridge`` is not a number.
+        ValueError: ``ridge`` is negative, NaN or infinite; ``key_covariance`` is not a symmetric,
+            positive semi-definite ``(d_in, d_in)`` matrix; ``kᵀ C⁻¹ k`` is not positive.
     """
+    ridge = require_number(ridge, "ridge", minimum=0.0,
+                           hint="It adds ridge·mean(diag C)·I to C; 0 is the plain formula.")
+    key, residual = require_real_tensor(key, "key"), require_real_tensor(residual, "residual")
     if key.ndim != 1 or residual.ndim != 1:
         raise ValueError(
             f"ROME edits one key at a time: expected vectors, got shapes {tuple(key.shape)} and "
@@ -50,10 +65,7 @@ def rome_update(
         )
     k = as_float64(key, "key")
     r = as_float64(residual, "residual").to(k.device)
-    c = as_float64(key_covariance, "key_covariance").to(k.device)
-    check_square(c, k.numel(), "key_covariance")
-    if ridge < 0:
-        raise ValueError(f"ridge must be non-negative, got {ridge}.")
+    c = as_covariance(key_covariance, "key_covariance", k.numel(), k.device)
     if ridge > 0:
         c = c + ridge * c.diagonal().mean() * torch.eye(k.numel(), dtype=torch.float64, device=k.device)
     left = torch.linalg.solve(c, k)  # C⁻¹ k*
@@ -77,11 +89,15 @@ class RomeEditor(SequentialEditor):
                  key_covariance: torch.Tensor, context_templates: Sequence[str] = ("{}",),
                  ridge: float = 1e-6) -> None:
         super().__init__(model, [layer])
+        if not callable(targets):
+            raise TypeError(f"targets must be a function (model, tokenizer, requests, layer) -> z, such as "
+                            f"TargetOptimizer(hparams), got {type(targets).__name__}.")
         self.tokenizer = tokenizer
         self.targets = targets
-        self.context_templates = tuple(context_templates)
-        self.key_covariance = key_covariance.to(next(model.parameters()).device, torch.float64)
-        self.ridge = ridge
+        self.context_templates = check_context_templates(context_templates)
+        self.key_covariance = as_covariance(key_covariance, "key_covariance", self.key_dim(layer),
+                                            next(model.parameters()).device)
+        self.ridge = require_number(ridge, "ridge", minimum=0.0)
 
     def _edit_batch(self, requests: list[EditRequest]) -> None:
         (layer,) = self.layers
