@@ -5,10 +5,11 @@ in %, std with ddof 0) and the seconds per run; then the same for each departure
 codes from their papers (``recipes.official_variants``), and the time of one Adam-NSCL training
 step relative to one plain Adam step, measured by interleaving the two on the same batches.
 Writes every row and every run's accuracy matrix to ``benchmarks/results/continual.json``
-(``--update`` keeps the rows of the benchmarks not run this time).
+(``--update`` keeps the rows of the benchmarks and methods not run this time; every row records
+its command).
 
     python benchmarks/continual.py [--seeds 0 1 2] [--benchmarks digits gratings scrambled]
-                                   [--methods …] [--no-variants] [--json PATH]
+                                   [--methods …] [--variants …] [--no-variants] [--json PATH] [--update]
 
 The reported seeds are 0, 1, 2; the hyperparameters of the scrambled-digits benchmark were
 chosen on seeds 100 and 101, GPM's learning rate and the paper's ``a`` on the other two on seed
@@ -110,19 +111,27 @@ def print_row(row: dict) -> None:
 
 def write_report(path: Path, benchmarks: list[str], run_info: dict, rows: list[dict], runs: list[dict],
                  step_times: dict[str, dict], keep_others: bool) -> None:
-    """Write the JSON report; with ``keep_others`` the rows and runs of benchmarks not run now are
-    kept from the file already there (each benchmark records the command that produced it)."""
+    """Write the JSON report. Every row and run records the command that produced it.
+
+    With ``keep_others`` the file already there is updated rather than replaced: its rows and runs
+    of the (benchmark, method) pairs not run now are kept, and so are the notes of the benchmarks
+    not run now; a benchmark's note (``benchmarks``) is replaced only when this run measured its
+    step time, or added when it has none.
+    """
     report: dict = {"benchmarks": {}, "rows": [], "runs": []}
+    done = {(row["benchmark"], row["method"]) for row in rows}
     if keep_others and path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
-        report["benchmarks"] = {name: info for name, info in old["benchmarks"].items() if name not in benchmarks}
-        report["rows"] = [row for row in old["rows"] if row["benchmark"] not in benchmarks]
-        report["runs"] = [run for run in old["runs"] if run["benchmark"] not in benchmarks]
+        report["benchmarks"] = old["benchmarks"]
+        report["rows"] = [row for row in old["rows"] if (row["benchmark"], row["method"]) not in done]
+        report["runs"] = [run for run in old["runs"] if (run["benchmark"], run["method"]) not in done]
     for name in benchmarks:
-        report["benchmarks"][name] = {**run_info, "hyperparameters_chosen_on": TUNING[name],
-                                      "step_time": step_times.get(name)}
-    report["rows"] += rows
-    report["runs"] += runs
+        if name in step_times or name not in report["benchmarks"]:
+            report["benchmarks"][name] = {**run_info, "hyperparameters_chosen_on": TUNING[name],
+                                          "step_time": step_times.get(name)}
+    provenance = {key: run_info[key] for key in ("command", "date", "machine")}
+    report["rows"] += [{**row, **provenance} for row in rows]
+    report["runs"] += [{**run, **provenance} for run in runs]
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(report, indent=1), encoding="utf-8")
@@ -135,8 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     default_benchmarks = ["cifar100"] if cl_benchmark_name() == "cifar100" else ["digits", "gratings", "scrambled"]
     parser.add_argument("--benchmarks", nargs="+", default=default_benchmarks, choices=recipes.BENCHMARK_NAMES,
                         help="default: digits, gratings and scrambled, or cifar100 when NULLSPACE_CL_BENCHMARK=cifar100")
-    parser.add_argument("--methods", nargs="+", default=list(recipes.METHOD_NAMES), choices=recipes.METHOD_NAMES)
+    parser.add_argument("--methods", nargs="*", default=list(recipes.METHOD_NAMES), choices=recipes.METHOD_NAMES,
+                        help="the course's methods to run (default: all; none with a bare --methods)")
+    parser.add_argument("--variants", nargs="*", help="only these of the official codes' departures (default: all)")
     parser.add_argument("--no-variants", action="store_true", help="skip the official codes' departures")
+    parser.add_argument("--no-step-time", action="store_true", help="skip the step-time measurement")
     parser.add_argument("--epochs", type=int, help="override every benchmark's epochs per task (smoke tests)")
     parser.add_argument("--num-tasks", type=int, help="only the first tasks of each benchmark (smoke tests)")
     parser.add_argument("--resnet-width", type=int, default=64, help="ResNet-18's first-stage width on CIFAR-100 "
@@ -145,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch threads (default: NULLSPACE_THREADS, else 1, the fastest for these models)")
     parser.add_argument("--json", type=Path, default=RESULTS, help=f"where to write the results (default {RESULTS})")
     parser.add_argument("--update", action="store_true",
-                        help="keep the rows of the other benchmarks already in the JSON file, replace these")
+                        help="keep the rows of the benchmarks and methods not run now already in the JSON file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows, runs, step_times = [], [], {}
@@ -156,14 +168,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'method':58s} " + " ".join(f"{m:>15s}" for m in METRICS.values()) + f" {'s/run':>7s}")
         jobs = [(key, factory, {}) for key, factory in recipes.course_methods(name).items() if key in args.methods]
         if not args.no_variants and name != "cifar100":
-            jobs += [(key, factory, changes) for key, (factory, changes) in recipes.official_variants(name).items()]
+            variants = recipes.official_variants(name)
+            unknown = sorted(set(args.variants or []) - set(variants))
+            if unknown:
+                parser.error(f"--variants: {unknown} are not departures measured on {name}; choose from {sorted(variants)}")
+            jobs += [(key, factory, changes) for key, (factory, changes) in variants.items()
+                     if args.variants is None or key in args.variants]
         for key, factory, changes in jobs:
             row, records = run_method(name, key, factory, args.seeds, args.epochs, args.num_tasks, changes,
                                       args.resnet_width)
             rows.append(row)
             runs.extend(records)
             print_row(row)
-        if name != "cifar100":
+        if name != "cifar100" and not args.no_step_time:
             step_times[name] = step_time_ratio(name)
             t = step_times[name]
             print(f"step time ({name}, interleaved, fastest of 10 rounds): Adam {t['adam_ms']:.2f} ms, "

@@ -1,0 +1,54 @@
+"""benchmarks/continual.py's JSON report: ``--update`` adds rows without losing the ones already
+there, every row names the command that made it, and a misspelt departure is refused."""
+
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from nullspace.paths import REPO_ROOT
+
+
+@pytest.fixture
+def script():
+    spec = importlib.util.spec_from_file_location("continual_benchmark", REPO_ROOT / "benchmarks" / "continual.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    threads = torch.get_num_threads()
+    yield module
+    torch.set_num_threads(threads)
+
+
+QUICK = ["--benchmarks", "digits", "--seeds", "0", "--epochs", "1", "--num-tasks", "2", "--no-step-time"]
+
+
+def test_update_keeps_the_other_methods_rows_and_records_each_command(script, tmp_path):
+    out = tmp_path / "continual.json"
+    assert script.main([*QUICK, "--methods", "finetune-adam", "--no-variants", "--json", str(out)]) == 0
+    first = json.loads(out.read_text())
+    assert script.main([*QUICK, "--methods", "--variants", "adam-nscl-paper+official-eps", "--json", str(out),
+                        "--update"]) == 0
+    report = json.loads(out.read_text())
+    rows = {row["method"]: row for row in report["rows"]}
+    assert set(rows) == {"finetune-adam", "adam-nscl-paper+official-eps"}
+    assert rows["finetune-adam"] == first["rows"][0]
+    assert "--variants adam-nscl-paper+official-eps" in rows["adam-nscl-paper+official-eps"]["command"]
+    assert "--methods finetune-adam" in rows["finetune-adam"]["command"]
+    assert {run["method"] for run in report["runs"]} == set(rows)
+    assert report["benchmarks"]["digits"] == first["benchmarks"]["digits"]   # no step time measured the second time
+
+
+def test_without_update_the_file_is_replaced(script, tmp_path):
+    out = tmp_path / "continual.json"
+    assert script.main([*QUICK, "--methods", "finetune-adam", "--no-variants", "--json", str(out)]) == 0
+    assert script.main([*QUICK, "--methods", "finetune-sgd", "--no-variants", "--json", str(out)]) == 0
+    assert [row["method"] for row in json.loads(out.read_text())["rows"]] == ["finetune-sgd"]
+
+
+def test_an_unknown_departure_is_refused_with_the_choices(script, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        script.main([*QUICK, "--methods", "--variants", "adam-nscl-paper+typo", "--json", str(tmp_path / "x.json")])
+    err = capsys.readouterr().err
+    assert "adam-nscl-paper+typo" in err and "adam-nscl-paper+official-eps" in err
+    assert not (tmp_path / "x.json").exists()
