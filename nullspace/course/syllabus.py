@@ -38,11 +38,12 @@ SYLLABUS: tuple[Lesson, ...] = (
            "Adam-NSCL Eq. 4–6, Figs. 1 and 3"),
     Lesson(3, "Forgetting",
            "the task-incremental setting; the accuracy matrix, ACC, BWT and forgetting; "
-           "fine-tuning forgets; EWC and LwF as baselines",
+           "fine-tuning forgets; EWC and LwF as baselines, and where they fall short (scrambled digits)",
            "Adam-NSCL's experimental protocol and baselines (its results table)"),
     Lesson(4, "Adam-NSCL",
-           "the optimizer that projects Adam's update; all methods on both benchmarks with seeds; "
-           "the threshold as the stability/plasticity knob; two quirks of the official code",
+           "the optimizer that projects Adam's update; the paper's method and the course's variant "
+           "against the baselines on scrambled digits; the threshold as the stability/plasticity "
+           "knob; four quirks of the official code; the three-seed comparison",
            "Adam-NSCL Eq. 6, Figs. 2, 5 and 6, its results table and a-sweep"),
     Lesson(5, "Knowledge in GPT-2's MLPs",
            "the FFN output matrix as a linear key–value memory; the course's fact world and "
