@@ -227,3 +227,33 @@ def test_identity_shortcut_carries_the_normalised_input_as_in_the_official_netwo
         x = torch.randn(2, 4, 8, 8)
         torch.testing.assert_close(block(x), block.bn1(x))
         assert not torch.allclose(block(x), x)
+
+
+def test_gradient_projection_sgd_takes_a_basis_or_a_null_space_with_the_same_step():
+    from nullspace.continual.methods import GradientProjectionSGD
+    from nullspace.linalg import RelativeRule, null_space
+
+    g = torch.Generator().manual_seed(0)
+    old_inputs = torch.randn(3, 6, generator=g, dtype=torch.float64)
+    space = null_space(old_inputs.T @ old_inputs, RelativeRule(1e-9))
+    steps = []
+    for protection in ({"bases": "range"}, {"null_spaces": "space"}):
+        layer = torch.nn.Linear(6, 2, bias=False).double()
+        with torch.no_grad():
+            layer.weight.copy_(torch.randn(2, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
+        start = layer.weight.detach().clone()
+        kind = next(iter(protection))
+        given = {layer.weight: space.range_basis if kind == "bases" else space}
+        optimizer = GradientProjectionSGD(layer.parameters(), lr=0.1, momentum=0.9, **{kind: given})
+        for _ in range(3):
+            optimizer.zero_grad()
+            layer(torch.randn(5, 6, generator=torch.Generator().manual_seed(2), dtype=torch.float64)).square().sum().backward()
+            optimizer.step()
+        step = layer.weight.detach() - start
+        assert (step @ old_inputs.T).abs().max() < 1e-12        # the old inputs' outputs did not move
+        steps.append(step)
+    assert torch.allclose(steps[0], steps[1], atol=1e-12) and steps[0].abs().max() > 1e-3
+    layer = torch.nn.Linear(6, 2, bias=False).double()
+    with pytest.raises(ValueError, match="both bases and null_spaces"):
+        GradientProjectionSGD(layer.parameters(), lr=0.1, bases={layer.weight: space.range_basis},
+                              null_spaces={layer.weight: space})

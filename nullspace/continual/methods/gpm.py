@@ -38,21 +38,31 @@ from nullspace.continual.benchmarks import Task
 from nullspace.continual.feature_covariance import TaskCovariances
 from nullspace.continual.methods.base import ContinualMethod
 from nullspace.continual.models import ContinualModel
-from nullspace.linalg import EnergyRule
+from nullspace.linalg import EnergyRule, NullSpace
 
 __all__ = ["GPM", "GradientProjectionSGD", "grow_basis"]
 
 
 class GradientProjectionSGD(torch.optim.SGD):
     """SGD whose gradients first lose their component in the span of per-parameter bases ``M``
-    (orthonormal columns, shape ``(d, r)``; weights viewed as ``(out, d)``): ``g ← g − g M Mᵀ``."""
+    (orthonormal columns, shape ``(d, r)``; weights viewed as ``(out, d)``): ``g ← g − g M Mᵀ``.
+
+    The protected span is given either as ``bases`` (GPM's memory ``M``) or as ``null_spaces``
+    (:class:`~nullspace.linalg.NullSpace` objects, whose projection keeps the null-space part of the
+    gradient, the same step; lesson 2 uses this form). A parameter may appear in only one of them.
+    """
 
     def __init__(self, params: Iterable[nn.Parameter] | Iterable[dict], lr: float,
-                 bases: Mapping[nn.Parameter, torch.Tensor] | None = None, momentum: float = 0.0) -> None:
+                 bases: Mapping[nn.Parameter, torch.Tensor] | None = None, momentum: float = 0.0,
+                 null_spaces: Mapping[nn.Parameter, NullSpace] | None = None) -> None:
         check_number(lr, "lr", positive=True, hint="SGD's learning rate.")
         check_fraction(momentum, "momentum", hint="0 for plain SGD, as GPM's official code.")
         super().__init__(params, lr=lr, momentum=momentum)
         self.bases = {p: basis.to(dtype=p.dtype, device=p.device) for p, basis in (bases or {}).items()}
+        self.null_spaces = {p: space.to(p) for p, space in (null_spaces or {}).items()}
+        if any(p in self.bases for p in self.null_spaces):
+            raise ValueError("GradientProjectionSGD: a parameter is in both bases and null_spaces; give each "
+                             "parameter's protected span once (a basis M, or a NullSpace)")
 
     @torch.no_grad()
     def step(self, closure=None):  # type: ignore[override]
@@ -60,6 +70,9 @@ class GradientProjectionSGD(torch.optim.SGD):
             if p.grad is not None:
                 g = p.grad.view(p.shape[0], -1)
                 g.sub_((g @ basis) @ basis.T)
+        for p, space in self.null_spaces.items():
+            if p.grad is not None:
+                p.grad.copy_(space.project(p.grad.view(p.shape[0], -1)).view_as(p))
         return super().step(closure)
 
 
