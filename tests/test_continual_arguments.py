@@ -70,7 +70,7 @@ def test_the_reported_examples_are_refused_with_a_clear_message(build, pattern):
     (lambda: AdamNSCLMethod(normalisation_ewc=-100.0), r"normalisation_ewc must be non-negative.*EWC at 100"),
     (lambda: AdamNSCLMethod(weight_decay=NAN), r"weight_decay must be a finite number"),
     (lambda: AdamNSCLMethod(eps_placement="inside"), r"eps_placement must be one of 'pytorch', 'official'"),
-    (lambda: AdamNSCLMethod.paper(a=-10.0), r"MinRatioRule: a must be a finite non-negative number"),
+    (lambda: AdamNSCLMethod.paper(a=-10.0), r"MinRatioRule: a must be ≥ 0, got -10"),
     (lambda: AdamNSCL(params(), lr=NAN), r"lr must be a finite number, got nan"),
     (lambda: AdamNSCL(params(), betas=(1.0, 0.999)), r"betas\[0\] must lie in \[0, 1\), got 1"),
     (lambda: AdamNSCL(params(), eps=-1e-8), r"eps must be non-negative"),

@@ -257,3 +257,15 @@ def test_gradient_projection_sgd_takes_a_basis_or_a_null_space_with_the_same_ste
     with pytest.raises(ValueError, match="both bases and null_spaces"):
         GradientProjectionSGD(layer.parameters(), lr=0.1, bases={layer.weight: space.range_basis},
                               null_spaces={layer.weight: space})
+
+
+def test_a_layer_the_papers_rule_leaves_unprotected_is_named_in_a_warning():
+    from nullspace.linalg import CovarianceAccumulator
+
+    covariances = TaskCovariances()
+    covariances.accumulators["fc"] = CovarianceAccumulator(4)
+    # eigenvalues 1, 1.5, 2, 3: all within 10·λ_min, so a = 10 calls every direction null
+    covariances.accumulators["fc"].update(torch.diag(torch.tensor([1.0, 1.5, 2.0, 3.0], dtype=torch.float64).sqrt()))
+    with pytest.warns(UserWarning, match=r"layer 'fc'.*all 4 directions as null.*not protected"):
+        spaces = covariances.null_spaces(MinRatioRule(10.0))
+    assert spaces["fc"].null_dim == 4

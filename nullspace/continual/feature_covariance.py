@@ -14,6 +14,8 @@ one row per batch, and a much lower rank.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from nullspace.capture import layer_input_rows, record_covariances
@@ -69,8 +71,19 @@ class TaskCovariances:
 
     def null_spaces(self, rule: SelectionRule) -> dict[str, NullSpace]:
         """Each layer's approximate null space under ``rule``. A layer whose null space is empty
-        is frozen from now on (its projected update is zero); that is allowed, not an error."""
-        return {name: null_space(cov, rule, allow_empty=True) for name, cov in self.covariances().items()}
+        is frozen from now on (its projected update is zero); that is allowed, not an error. A
+        layer whose every direction the rule counts as null (the paper's ``a·λ_min`` on a covariance
+        whose eigenvalues all lie within a factor ``a``) is not protected at all, as the paper's
+        rule and its official code would have it; that is allowed too, with a ``UserWarning``
+        naming the layer."""
+        spaces = {name: null_space(cov, rule, allow_empty=True, allow_full=True)
+                  for name, cov in self.covariances().items()}
+        for name, space in spaces.items():
+            if space.null_dim == space.dim and float(self.accumulators[name].covariance.abs().max()) > 0:
+                warnings.warn(f"layer {name!r}: the rule {rule.describe()} counts all {space.dim} directions as null, "
+                              "so this layer is not protected from now on (its eigenvalues all lie within the rule's "
+                              "threshold); a smaller a, or an energy rule, would protect it", UserWarning, stacklevel=2)
+        return spaces
 
 
 class _BatchMeanHooks:
