@@ -5,6 +5,7 @@ typo in a setting is named, and a learner's function cannot change what its chec
 import ast
 import contextlib
 import copy
+import inspect
 import shutil
 import socket
 import subprocess
@@ -19,7 +20,7 @@ from test_exercises import EXERCISES
 from nullspace import data_checksums, settings
 from nullspace.course import site
 from nullspace.course.checks import lesson06
-from nullspace.course.verdict import Verdict
+from nullspace.course.verdict import Verdict, exercise_check
 from nullspace.data_checksums import ShippedFileError, sha256, verify_shipped
 from nullspace.editing import models
 from nullspace.editing.models import ModelNotAvailableError, load_model
@@ -200,15 +201,40 @@ def test_make_course_binds_to_localhost_explicitly():
 # --- exercise checks hand the learner copies -------------------------------------------------------
 
 def test_check_6_1_is_not_fooled_by_a_learner_changing_its_input_in_place():
-    """The issue's case: a wrong formula (C ignored) that overwrites C with I passed, because the
-    check computed its reference from the covariance after the learner's call."""
-    def euclidean_rank_one(key, residual, covariance):
-        covariance.copy_(torch.eye(covariance.shape[0], dtype=covariance.dtype))  # in place
-        return torch.outer(residual, key) / (key @ key)
+    """The issue's case, on today's exercise 6.1: a wrong formula (C0 ignored) that overwrites C0
+    with I would pass if the check computed its reference from C0 after the learner's call."""
+    from nullspace.editing.methods.memit import memit_update
 
-    verdict = lesson06.exercise_6_1(euclidean_rank_one)
+    def memit_ignoring_c0(keys, residuals, c0, weight, cache):
+        c0.copy_(torch.eye(c0.shape[0], dtype=c0.dtype))  # in place
+        return memit_update(keys, residuals, c0, covariance_weight=weight, edited_covariance=cache)
+
+    verdict = lesson06.exercise_6_1(memit_ignoring_c0)
     assert not verdict.passed and verdict.implemented
-    assert "differs from r (C⁻¹k)ᵀ / (kᵀC⁻¹k)" in verdict.detail
+    assert "against Eq. 15" in verdict.detail
+
+
+def test_a_check_without_copies_hands_the_learner_its_own_arguments():
+    seen = []
+
+    @exercise_check("9.8", "an in-place step", hand_copies=False)
+    def check_in_place(step) -> None:
+        weight = torch.zeros(2)
+        step(weight)
+        seen.append(weight)
+        assert torch.equal(weight, torch.ones(2)), "the step did not update the weight in place"
+
+    @exercise_check("9.9", "a copying check")
+    def check_with_copies(step) -> None:
+        weight = torch.zeros(2)
+        step(weight)
+        assert torch.equal(weight, torch.zeros(2)), "the learner's change reached the check's tensor"
+
+    def add_one(weight):
+        weight.add_(1.0)
+
+    assert check_in_place(add_one).passed and not check_in_place.hands_copies
+    assert check_with_copies(add_one).passed and check_with_copies.hands_copies
 
 
 def _corrupt(value) -> None:
@@ -249,11 +275,18 @@ def vandalised(function):
 @pytest.mark.parametrize("exercise", EXERCISES, ids=lambda ex: f"{ex.notebook.stem}:{ex.exercise}")
 def test_every_check_passes_a_solution_that_overwrites_its_inputs_afterwards(exercise):
     namespace: dict = {}
-    for setup in exercise.setup_sources:
-        exec(compile(setup, f"<setup of {exercise.notebook.name}>", "exec"), namespace)  # noqa: S102
+    for index, preceding in enumerate(exercise.preceding_sources):
+        exec(compile(preceding, f"<cell {index} before {exercise.exercise}>", "exec"), namespace)  # noqa: S102
     exec(compile(exercise.solution_source, f"<exercise {exercise.exercise}>", "exec"), namespace)  # noqa: S102
-    call = ast.parse(exercise.check_source.strip().rstrip(";"), mode="eval").body
+    *body, last = exercise.check_source.strip().splitlines()
+    exec(compile("\n".join(body), "<check cell>", "exec"), namespace)  # noqa: S102
+    call = ast.parse(last.strip().rstrip(";"), mode="eval").body
+    check = eval(compile(ast.Expression(call.func), "<check function>", "eval"), namespace)  # noqa: S307
+    if not check.hands_copies:
+        pytest.skip(f"exercise {exercise.exercise} changes its arguments in place by contract (hand_copies=False)")
+    if any(inspect.isclass(namespace[argument.id]) for argument in call.args):
+        pytest.skip(f"exercise {exercise.exercise} builds a class that holds on to the model it is given")
     for argument in call.args:
         namespace[argument.id] = vandalised(namespace[argument.id])
-    verdict = eval(compile(exercise.check_source.strip().rstrip(";"), "<check>", "eval"), namespace)
+    verdict = eval(compile(last.strip().rstrip(";"), "<check>", "eval"), namespace)  # noqa: S307
     assert isinstance(verdict, Verdict) and verdict.passed, repr(verdict)

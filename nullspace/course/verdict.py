@@ -82,10 +82,13 @@ class ExerciseNotPassed(AssertionError):
         return [repr(self.verdict)]
 
 
-def exercise_check(exercise: str, title: str) -> Callable[[Callable[..., str | None]], Callable[..., Verdict]]:
+def exercise_check(exercise: str, title: str, *, hand_copies: bool = True,
+                   ) -> Callable[[Callable[..., str | None]], Callable[..., Verdict]]:
     """Decorate a check body; the body raises AssertionError on a wrong answer and may return a
     short success note (a measured figure, say) to print with the verdict. The learner's functions
-    reach the body wrapped by :func:`handing_copies`. The check returns the
+    reach the body wrapped by :func:`handing_copies`, unless ``hand_copies`` is false: for an
+    exercise whose contract is to change its arguments in place (an optimizer step that updates a
+    model and its momentum buffers), where the check compares those arguments afterwards. The check returns the
     :class:`Verdict`, or raises :class:`ExerciseNotPassed` when its ``graded`` attribute is set and
     the verdict is not a pass."""
 
@@ -98,8 +101,9 @@ def exercise_check(exercise: str, title: str) -> Callable[[Callable[..., str | N
             return verdict
 
         def judge(*args, **kwargs) -> Verdict:
-            args = tuple(handing_copies(a) if _is_learner_function(a) else a for a in args)
-            kwargs = {k: handing_copies(v) if _is_learner_function(v) else v for k, v in kwargs.items()}
+            if hand_copies:
+                args = tuple(handing_copies(a) if _is_learner_function(a) else a for a in args)
+                kwargs = {k: handing_copies(v) if _is_learner_function(v) else v for k, v in kwargs.items()}
             try:
                 note = body(*args, **kwargs)
             except NotImplementedError:
@@ -115,6 +119,7 @@ def exercise_check(exercise: str, title: str) -> Callable[[Callable[..., str | N
 
         check.exercise = exercise  # type: ignore[attr-defined]
         check.graded = False  # type: ignore[attr-defined]
+        check.hands_copies = hand_copies  # type: ignore[attr-defined]
         return check
 
     return decorate

@@ -144,7 +144,7 @@ def exercise_2_3(output_change) -> str:
     return "matches ‖X Δᵀ‖ / ‖X Wᵀ‖ for a strided conv and a linear layer, a rotation of the outputs included."
 
 
-@exercise_check("2.4", "a projected SGD step with momentum")
+@exercise_check("2.4", "a projected SGD step with momentum", hand_copies=False)  # it updates the model in place
 def exercise_2_4(projected_sgd_step) -> str:
     model = _course_cnn(23)
     g = torch.Generator().manual_seed(23)

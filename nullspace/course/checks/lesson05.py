@@ -170,7 +170,7 @@ def exercise_5_5(least_squares_edit) -> str:
     return f"with 14 preserved keys filling all 12 dimensions their outputs moved by {100 * float(untouched):.2g}%."
 
 
-@exercise_check("5.6", "write an edit into the model")
+@exercise_check("5.6", "write an edit into the model", hand_copies=False)  # it writes into the model in place
 def exercise_5_6(edit_fact) -> str:
     block = _random_block(56)
     module = block.mlp.c_proj                                            # Conv1D: weight (d_ff, d_model)

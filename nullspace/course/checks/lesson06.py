@@ -77,7 +77,7 @@ def _new_object_nll(model, tokenizer, request: dict, layer: int, delta: torch.Te
     return total / len(contexts)
 
 
-@exercise_check("6.2", "the target vector z (compute_z)")
+@exercise_check("6.2", "the target vector z (compute_z)", hand_copies=False)  # the check inspects the model it handed over
 def exercise_6_2(target_delta) -> str:
     model, tokenizer = _fresh_model()
     world = load_world()
@@ -121,7 +121,7 @@ def _requests(count: int):
     return requests_from_counterfact(load_counterfact(), limit=count)
 
 
-@exercise_check("6.3", "MEMIT's residual spread over layers")
+@exercise_check("6.3", "MEMIT's residual spread over layers", hand_copies=False)  # it writes into the model in place
 def exercise_6_3(memit_edit) -> str:
     layers = list(hparams_for(MODEL).layers)
     contexts = load_world().context_templates(3)
