@@ -189,6 +189,7 @@ LESSON_4 = {
     "4.3": {
         "the covariance of this task alone (Eq. 4 forgotten)": Change(
             "    with torch.no_grad(), record_covariances(", "    accumulators = {}\n    with torch.no_grad(), record_covariances("),
+        "the model left in eval mode": Change("    model.train(was_training)\n", ""),
         "an empty null space refused (allow_empty left out)": Change(
             "null_space(acc.covariance, rule, allow_empty=True)", "null_space(acc.covariance, rule)"),
     },
@@ -362,6 +363,7 @@ LESSON_7 = {
                                          'real = torch.ones_like(encoded["attention_mask"], dtype=torch.bool)'),
         "each batch divided by its own token count": Change(
             "sums[layer] = sums.get(layer, 0) + rows.T @ rows", "sums[layer] = sums.get(layer, 0) + rows.T @ rows / len(rows)"),
+        "hooks never removed": Change("            handle.remove()\n", "            pass\n"),
     },
     "7.6": {
         "divided by the dimension, not the number of facts": Change("/ len(fact_keys)", "/ fact_keys.shape[1]"),

@@ -119,7 +119,7 @@ def _projectors_equal(bases: dict, spaces: dict, what: str) -> None:
             "task so far (sums and counts added across tasks, Eq. 4), not of this task alone.")
 
 
-@exercise_check("4.3", "the null spaces after a task (Eq. 4–5)")
+@exercise_check("4.3", "the null spaces after a task (Eq. 4–5)", hand_copies=False)  # the check inspects the model it handed over
 def exercise_4_3(add_task) -> str:
     model = _course_cnn(43, tasks=3)
     g = torch.Generator().manual_seed(43)
@@ -128,8 +128,12 @@ def exercise_4_3(add_task) -> str:
     accumulators: dict = {}
     rules = (EnergyRule(0.95), RelativeRule(1e-12), MinRatioRule(30.0))
     for task, rule in zip(tasks, rules):
+        model.train()
         reference.add_task(model, task)
         accumulators, bases = add_task(model, task, accumulators, rule)
+        assert model.training, "put the model back in training mode when the pass is done (it was training)."
+        assert not any(layer._forward_hooks for layer in model.shared_layers().values()), \
+            "hooks are still registered on the shared layers after the pass: remove them."
         _projectors_equal(bases, reference.null_spaces(rule), f"after task {task.index + 1} ({rule.describe()})")
         for name, acc in accumulators.items():
             assert isinstance(acc, CovarianceAccumulator), f"accumulators[{name!r}] must stay a CovarianceAccumulator."

@@ -165,14 +165,19 @@ def exercise_7_4(editor_class) -> str:
     return "three uneven batches (3, 1 and 2 requests) match AlphaEditEditor at both edited blocks of the course model."
 
 
-@exercise_check("7.5", "the corpus statistic E[k kᵀ]")
+@exercise_check("7.5", "the corpus statistic E[k kᵀ]", hand_copies=False)  # the check inspects the model it handed over
 def exercise_7_5(corpus_key_covariances) -> str:
     layers = list(hparams_for(MODEL).layers)
     model, tokenizer = _course_model()
     world = load_world()
     texts = [world.general_text()[0], "Orsen", world.general_text()[1][:60], "Kelric owns a dog.",
              world.general_text()[2], "A."]                         # one text is far longer than max_length
+    model = copy.deepcopy(model)
+    model.train()                                                   # the learner must restore the mode
     got = corpus_key_covariances(model, tokenizer, list(layers), list(texts), 4, 24)
+    assert model.training, "put the model back in the mode it was in (it was training)."
+    assert not any(block.mlp.c_proj._forward_hooks for block in model.transformer.h), (
+        "hooks are still registered on c_proj after the pass: remove them (in a finally: block).")
     expected = collect_key_statistics(model, tokenizer, layers, texts, batch_size=4, max_length=24)
     assert isinstance(got, dict) and set(got) == set(layers), f"return {{layer: C0}} for the layers {layers}."
     for layer in layers:
