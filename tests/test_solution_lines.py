@@ -34,6 +34,5 @@ def test_paper_lesson_has_a_hardest_build(lesson):
     assert COUNTS[lesson].hardest >= 1, COUNTS[lesson]
 
 
-@pytest.mark.xfail(bool(NOT_YET_CONVERTED), strict=True, reason="lessons not yet converted")
 def test_course_has_enough_solution_lines():
     assert sum(c.solution_lines for c in COUNTS.values()) >= LINES_FOR_THE_COURSE, COUNTS

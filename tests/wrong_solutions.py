@@ -149,6 +149,89 @@ LESSON_2 = {
     },
 }
 
+LESSON_4 = {
+    "4.1": {
+        "the gradient projected before Adam (GPM's order)": Change(
+            """                state["exp_avg"].mul_(beta1).add_(p.grad, alpha=1 - beta1)
+                state["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+                m_hat = state["exp_avg"] / (1 - beta1 ** state["step"])
+                v_hat = state["exp_avg_sq"] / (1 - beta2 ** state["step"])
+                update = m_hat / (v_hat.sqrt() + group["eps"])
+                if p in self.null_bases:
+                    basis = self.null_bases[p]
+                    rows = update.reshape(p.shape[0], -1).to(basis.dtype)
+                    update = (rows @ basis @ basis.T).reshape(p.shape).to(p.dtype)
+""",
+            """                grad = p.grad
+                if p in self.null_bases:
+                    basis = self.null_bases[p]
+                    rows = grad.reshape(p.shape[0], -1).to(basis.dtype)
+                    grad = (rows @ basis @ basis.T).reshape(p.shape).to(p.dtype)
+                state["exp_avg"].mul_(beta1).add_(grad, alpha=1 - beta1)
+                state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                m_hat = state["exp_avg"] / (1 - beta1 ** state["step"])
+                v_hat = state["exp_avg_sq"] / (1 - beta2 ** state["step"])
+                update = m_hat / (v_hat.sqrt() + group["eps"])
+"""),
+        "no bias correction": Change(
+            'm_hat = state["exp_avg"] / (1 - beta1 ** state["step"])\n'
+            '                v_hat = state["exp_avg_sq"] / (1 - beta2 ** state["step"])',
+            'm_hat, v_hat = state["exp_avg"], state["exp_avg_sq"]'),
+        "a convolution's update not viewed as (out, C·k·k)": Change(
+            "rows = update.reshape(p.shape[0], -1).to(basis.dtype)", "rows = update.to(basis.dtype)"),
+        "every group stepped with the first group's lr": Change(
+            'p.add_(update, alpha=-group["lr"])', 'p.add_(update, alpha=-self.param_groups[0]["lr"])'),
+    },
+    "4.2": {
+        "squared norms (a share of energy)": Change(
+            "(update @ range_basis).norm() / update.norm()", "(update @ range_basis).norm() ** 2 / update.norm() ** 2"),
+    },
+    "4.3": {
+        "the covariance of this task alone (Eq. 4 forgotten)": Change(
+            "    with torch.no_grad(), record_covariances(", "    accumulators = {}\n    with torch.no_grad(), record_covariances("),
+        "the model left in eval mode": Change("    model.train(was_training)\n", ""),
+        "an empty null space refused (allow_empty left out)": Change(
+            "null_space(acc.covariance, rule, allow_empty=True)", "null_space(acc.covariance, rule)"),
+    },
+    "4.4": {
+        "plain Adam on every task (the null bases never handed over)": Change(
+            "null_bases={layers[name].weight: basis for name, basis in bases.items()})", "null_bases={})"),
+        "the null spaces of the last task alone": Change(
+            "accumulators, bases = add_task_and_find_null_bases(model, task, accumulators, rule)",
+            "_, bases = add_task_and_find_null_bases(model, task, {}, rule)"),
+        "one optimizer for every task (Adam's moments carried over)": """
+def train_in_null_space(benchmark, make_model, epochs, batch_size, seed, rule, lr, head_lr):
+    seed_everything(seed)
+    model = make_model()
+    order = torch.Generator().manual_seed(seed)
+    accumulators = {}
+    accuracy = np.full((benchmark.num_tasks, benchmark.num_tasks), np.nan)
+    optimizer = NullSpaceAdam([{"params": list(model.shared_parameters()), "lr": lr},
+                               {"params": [p for head in model.heads for p in head.parameters()], "lr": head_lr}])
+    for task in benchmark.tasks:
+        for j, head in enumerate(model.heads):
+            head.requires_grad_(j == task.index)
+        model.train()
+        for _ in range(epochs):
+            for batch in torch.randperm(len(task.train_x), generator=order).split(batch_size):
+                loss = F.cross_entropy(model(task.train_x[batch], task.index), task.train_y[batch])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        accumulators, bases = add_task_and_find_null_bases(model, task, accumulators, rule)
+        layers = model.shared_layers()
+        optimizer.null_bases = {layers[name].weight: basis for name, basis in bases.items()}
+        for j in range(task.index + 1):
+            accuracy[task.index, j] = evaluate(model, benchmark.tasks[j])[0]
+    return accuracy
+""",
+    },
+    "4.5": {
+        "signed eigenvalues compared (round-off below zero)": Change("singular = eigenvalues.abs()", "singular = eigenvalues"),
+        "the protected directions returned": Change("singular <= a * singular.min()", "singular > a * singular.min()"),
+    },
+}
+
 LESSON_5 = {
     "5.1": {
         "the MLP reads h instead of h + a": Change(
@@ -246,4 +329,46 @@ def memit_edit(model, tokenizer, requests, targets, layers, key_covariances, cov
     },
 }
 
-MISTAKES = {**LESSON_1, **LESSON_2, **LESSON_5, **LESSON_6}
+LESSON_7 = {
+    "7.1": {
+        "MEMIT's system (no P in it)": Change("system = projector @ (keys.T @ keys)", "system = keys.T @ keys"),
+        "P left out of the right-hand side": Change("projector @ keys.T @ residuals", "keys.T @ residuals"),
+        "the identity not scaled by L2": Change("l2 * torch.eye(", "torch.eye("),
+    },
+    "7.2": {
+        "relative to the size of the weight, not of the outputs": Change(
+            "/ torch.linalg.norm(preserved_keys @ weight.T))", "/ torch.linalg.norm(weight))"),
+    },
+    "7.3": {
+        "P left out of the N × N system": Change("system = projected @ all_keys.T", "system = all_keys @ all_keys.T"),
+        "the earlier keys stacked first": Change("all_keys = torch.cat([keys, earlier_keys])",
+                                                "all_keys = torch.cat([earlier_keys, keys])"),
+    },
+    "7.4": {
+        "Kp left out (the cache never grows)": Change(
+            "            self.projected_cache[layer] += self.projectors[layer] @ keys.T @ keys\n", "            pass\n"),
+        "Kp Kpᵀ cached without P": Change("self.projected_cache[layer] += self.projectors[layer] @ keys.T @ keys",
+                                          "self.projected_cache[layer] += keys.T @ keys"),
+        "keys read once, before the batch's edits": Change(
+            "        applied = {}\n        for i, layer in enumerate(self.layers):\n            keys = self.keys(layer, requests)\n",
+            "        applied = {}\n        read_first = {layer: self.keys(layer, requests) for layer in self.layers}\n"
+            "        for i, layer in enumerate(self.layers):\n            keys = read_first[layer]\n"),
+        "h_L read once, before the first block's edit": Change(
+            "            now = subject_outputs(self.model, self.tokenizer, self.layers[-1], requests).double()\n",
+            "            now = now if i else subject_outputs(self.model, self.tokenizer, self.layers[-1], requests).double()\n"),
+        "the same share 1/L at every block": Change("/ (len(self.layers) - i)", "/ len(self.layers)"),
+    },
+    "7.5": {
+        "padding tokens counted": Change('real = encoded["attention_mask"].bool()',
+                                         'real = torch.ones_like(encoded["attention_mask"], dtype=torch.bool)'),
+        "each batch divided by its own token count": Change(
+            "sums[layer] = sums.get(layer, 0) + rows.T @ rows", "sums[layer] = sums.get(layer, 0) + rows.T @ rows / len(rows)"),
+        "hooks never removed": Change("            handle.remove()\n", "            pass\n"),
+    },
+    "7.6": {
+        "divided by the dimension, not the number of facts": Change("/ len(fact_keys)", "/ fact_keys.shape[1]"),
+        "α left out": Change("alpha * fact_keys.T", "fact_keys.T"),
+    },
+}
+
+MISTAKES = {**LESSON_1, **LESSON_2, **LESSON_4, **LESSON_5, **LESSON_6, **LESSON_7}
