@@ -10,7 +10,21 @@ from dataclasses import dataclass
 
 from nullspace.linalg import AbsoluteRule, SelectionRule
 
-__all__ = ["KNOWN_MODELS", "EditHyperParams", "MethodHyperParams", "hparams_for", "method_hparams_for"]
+# Where a target vector is optimised (nullspace.editing.targets) and how contexts weigh in a key
+# (nullspace.editing.keys).
+TARGET_REFERENCES = ("block", "mlp")
+KEY_WEIGHTINGS = ("grouped", "flat")
+
+__all__ = ["CONTEXT_SOURCES", "KEY_WEIGHTINGS", "KL_POSITIONS", "TARGET_REFERENCES", "KNOWN_MODELS", "MEMIT_VARIANTS", "EditHyperParams",
+           "MethodHyperParams", "hparams_for", "method_hparams_for"]
+
+KL_POSITIONS = ("subject", "last")
+# "table1": the official runner's MEMIT (AlphaEdit Table 1), λC0 + K1K1ᵀ, no cache of edited keys;
+# "eq15": MEMIT as AlphaEdit's Eq. 15 writes it, with the cache Kp Kpᵀ of earlier batches.
+MEMIT_VARIANTS = ("table1", "eq15")
+# "sampled": texts sampled from the model (official); "world": sentences of the general text;
+# "bare": the prompt alone.
+CONTEXT_SOURCES = ("sampled", "world", "bare")
 
 
 @dataclass(frozen=True)
@@ -29,6 +43,9 @@ class EditHyperParams:
             the subject's last token).
         early_stop_loss: the optimisation stops once the total loss falls below this.
         kl_prompt: the essence prompt of the KL term.
+        kl_position: where the KL term reads the essence prompt's prediction: ``"subject"`` (the
+            subject's last token, as the official ``compute_z`` does) or ``"last"`` (the prompt's
+            last token, the next word after "is a").
     """
 
     layers: tuple[int, ...]
@@ -39,12 +56,15 @@ class EditHyperParams:
     clamp_norm_factor: float
     early_stop_loss: float = 5e-2
     kl_prompt: str = "{} is a"
+    kl_position: str = "subject"
 
     def __post_init__(self) -> None:
         if not self.layers or list(self.layers) != sorted(set(self.layers)):
             raise ValueError(f"layers must be a non-empty increasing tuple, got {self.layers}.")
         if self.v_num_grad_steps < 1 or self.v_lr <= 0 or self.clamp_norm_factor <= 0:
             raise ValueError("v_num_grad_steps, v_lr and clamp_norm_factor must be positive.")
+        if self.kl_position not in KL_POSITIONS:
+            raise ValueError(f"kl_position must be one of {KL_POSITIONS}, got {self.kl_position!r}.")
 
     @property
     def target_layer(self) -> int:
@@ -99,6 +119,17 @@ class MethodHyperParams:
             (:mod:`nullspace.editing.preserved`): 0 is the official corpus statistic; a positive
             weight adds the keys of the preserved facts, ``K0`` as AlphaEdit describes it. MEMIT,
             ROME and AlphaEdit all use the same ``C0(α)``.
+        memit_variant: ``"table1"`` (the official runner's MEMIT, the baseline of AlphaEdit's
+            Table 1: no cache of edited keys) or ``"eq15"`` (Eq. 15 with the cache ``Kp Kpᵀ``).
+        rome_clamp_norm_factor: ROME's own clamp on ``‖δ‖ / ‖m‖`` (official GPT-2 XL: 4; MEMIT's
+            0.75 is ``EditHyperParams.clamp_norm_factor``).
+        rome_target: where ROME's target is optimised: ``"mlp"`` (the MLP output, ROME's
+            ``compute_v``) or ``"block"`` (the block output, as MEMIT does).
+        context_source: the context templates of keys and targets: ``"sampled"`` (texts sampled
+            from the model, as the official code does), ``"world"`` (first sentences of the
+            general text) or ``"bare"`` (the prompt alone); see :mod:`nullspace.editing.contexts`.
+        key_weighting: how MEMIT/AlphaEdit weigh the contexts of a key: ``"grouped"`` (official:
+            ½ bare prompt, ½ the mean of the prefixed ones) or ``"flat"`` (a plain mean).
     """
 
     memit_covariance_weight: float
@@ -111,6 +142,19 @@ class MethodHyperParams:
     ft_norm_constraint: float
     statistics_texts: int
     preserved_keys_weight: float = 0.0
+    memit_variant: str = "table1"
+    rome_clamp_norm_factor: float = 4.0
+    rome_target: str = "mlp"
+    context_source: str = "sampled"
+    key_weighting: str = "grouped"
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("memit_variant", self.memit_variant, MEMIT_VARIANTS),
+                                     ("rome_target", self.rome_target, TARGET_REFERENCES),
+                                     ("context_source", self.context_source, CONTEXT_SOURCES),
+                                     ("key_weighting", self.key_weighting, KEY_WEIGHTINGS)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}.")
 
 
 _METHOD_HPARAMS: dict[str, MethodHyperParams] = {

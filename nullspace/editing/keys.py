@@ -4,7 +4,8 @@ In a GPT-2 block the FFN is ``m = W_out σ(W_in γ(h))`` (AlphaEdit Eq. 1). Its 
 ``W = W_out`` is ``transformer.h[l].mlp.c_proj``; the *key* ``k`` is the input of ``c_proj`` (after
 the non-linearity) and the *value* is its output ``v = W k (+ bias)`` (Eq. 2). Locate-then-edit
 methods read the key where the subject ends, and average it over several short context prefixes
-so that the edit does not depend on what came before the subject.
+so that the edit does not depend on what came before the subject (:mod:`nullspace.editing.contexts`
+makes them as the official code does).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = ["compute_ks", "ffn_output_layer", "keys_at", "subject_token_index"]
+from nullspace.editing.hparams import KEY_WEIGHTINGS
+
+__all__ = ["compute_ks", "context_weights", "ffn_output_layer", "keys_at", "subject_token_index"]
 
 
 def ffn_output_layer(model: PreTrainedModel, layer: int) -> nn.Module:
@@ -66,19 +69,41 @@ def keys_at(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, layer: i
     return torch.cat(rows)
 
 
+def context_weights(context_templates: Sequence[str], weighting: str = "grouped") -> torch.Tensor:
+    """The weight of each context template in a request's averaged key.
+
+    ``"grouped"`` is MEMIT's and AlphaEdit's ``compute_ks``: the official code passes the contexts
+    as two groups, ``[["{}"], [the sampled prefixes]]``, averages within each group and then over
+    the groups, so the bare prompt (the first template, which must be ``"{}"``) weighs ½ and the
+    prefixed prompts share the other ½. ``"flat"`` is ROME's ``compute_u``: every template
+    weighs the same. With one template both give it weight 1. Returns float32, summing to 1.
+    """
+    if weighting not in KEY_WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {KEY_WEIGHTINGS}, got {weighting!r}.")
+    count = len(context_templates)
+    if count == 0:
+        raise ValueError("context_templates is empty: pass at least ('{}',).")
+    if weighting == "flat" or count == 1:
+        return torch.full((count,), 1.0 / count)
+    if context_templates[0] != "{}":
+        raise ValueError(f"grouped weighting needs the bare prompt '{{}}' as the first context template "
+                         f"(its own group, as in the official code), got {context_templates[0]!r}.")
+    return torch.tensor([0.5] + [0.5 / (count - 1)] * (count - 1))
+
+
 def compute_ks(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, layer: int,
                prompts: Sequence[str], subjects: Sequence[str],
-               context_templates: Sequence[str] = ("{}",)) -> torch.Tensor:
+               context_templates: Sequence[str] = ("{}",), weighting: str = "grouped") -> torch.Tensor:
     """One key per request: the key at the subject's last token, averaged over contexts.
 
     ``prompts[i]`` has ``{}`` for ``subjects[i]``; each context template has ``{}`` for the
     prompt (``"{}"`` is the prompt alone; ``"Kelric owns a dog. {}"`` puts a sentence before it),
-    as in MEMIT's ``compute_ks``. Returns ``(len(prompts), d_ff)`` in float32.
+    as in MEMIT's ``compute_ks``; the contexts are weighted by :func:`context_weights`
+    (``"grouped"``: MEMIT/AlphaEdit, ``"flat"``: ROME). Returns ``(len(prompts), d_ff)`` in float32.
     """
     if len(prompts) != len(subjects):
         raise ValueError(f"got {len(prompts)} prompts but {len(subjects)} subjects.")
-    if not context_templates:
-        raise ValueError("context_templates is empty: pass at least ('{}',).")
+    weights = context_weights(context_templates, weighting)
     texts, positions = [], []
     for prompt, subject in zip(prompts, subjects):
         for context in context_templates:
@@ -88,4 +113,4 @@ def compute_ks(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, layer
             texts.append(full_prompt.format(subject))
             positions.append(subject_token_index(tokenizer, full_prompt, subject))
     keys = keys_at(model, tokenizer, layer, texts, positions)
-    return keys.view(len(prompts), len(context_templates), -1).mean(1)
+    return torch.einsum("rcd,c->rd", keys.view(len(prompts), len(context_templates), -1), weights)

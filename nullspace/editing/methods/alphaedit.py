@@ -90,8 +90,9 @@ class AlphaEditEditor(KeyValueEditor):
 
     def __init__(self, model, tokenizer, layers: Sequence[int], targets: TargetFunction, *,
                  null_spaces: Mapping[int, NullSpace], l2_weight: float,
-                 context_templates: Sequence[str] = ("{}",)) -> None:
-        super().__init__(model, tokenizer, layers, targets, context_templates=context_templates)
+                 context_templates: Sequence[str] = ("{}",), key_weighting: str = "grouped") -> None:
+        super().__init__(model, tokenizer, layers, targets, context_templates=context_templates,
+                         key_weighting=key_weighting)
         require_layers(null_spaces, layers, "null space", "build them with nullspace.linalg.null_space(C0, rule)")
         device = next(model.parameters()).device
         self.projectors = {layer: null_spaces[layer].projector().to(device) for layer in layers}

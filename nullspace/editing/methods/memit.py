@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from nullspace.editing.methods._solve import as_float64, check_keys_and_residuals, check_square
+from nullspace.editing.hparams import MEMIT_VARIANTS
 from nullspace.editing.methods.sequential import KeyValueEditor, TargetFunction, require_layers
 
 __all__ = ["MemitEditor", "memit_update"]
@@ -69,19 +70,33 @@ def memit_update(
 
 
 class MemitEditor(KeyValueEditor):
-    """Sequential MEMIT: Eq. 15 at every edited layer with the cache ``Kp Kpᵀ`` of earlier batches."""
+    """Sequential MEMIT at every edited layer, in one of two variants (``variant``):
+
+    * ``"table1"``: the official runner's MEMIT, the baseline of AlphaEdit's Table 1: each batch
+      solves ``λC0 + K1K1ᵀ`` with no cache of earlier edited keys (earlier edits simply stay in
+      the weights; the runner's cached ``MEMIT_seq`` crashes on its first batch);
+    * ``"eq15"``: Eq. 15 as the AlphaEdit paper writes it, with the cache ``Kp Kpᵀ`` of earlier
+      batches: a stronger baseline than the paper's, since the cache also regularises the solve.
+    """
 
     name = "MEMIT"
 
     def __init__(self, model, tokenizer, layers: Sequence[int], targets: TargetFunction, *,
                  key_covariances: Mapping[int, torch.Tensor], covariance_weight: float,
-                 context_templates: Sequence[str] = ("{}",)) -> None:
-        super().__init__(model, tokenizer, layers, targets, context_templates=context_templates)
+                 variant: str = "table1", context_templates: Sequence[str] = ("{}",),
+                 key_weighting: str = "grouped") -> None:
+        if variant not in MEMIT_VARIANTS:
+            raise ValueError(f"variant must be one of {MEMIT_VARIANTS} ('table1': no cache of edited keys, "
+                             f"as AlphaEdit's Table 1; 'eq15': with it), got {variant!r}.")
+        super().__init__(model, tokenizer, layers, targets, context_templates=context_templates,
+                         key_weighting=key_weighting)
         require_layers(key_covariances, layers, "key covariance C0",
                         "compute them with nullspace.editing.statistics.key_statistics")
         device = next(model.parameters()).device
         self.key_covariances = {layer: key_covariances[layer].to(device, torch.float64) for layer in layers}
         self.covariance_weight = covariance_weight
+        self.variant = variant
+        self.keeps_edited_keys = variant == "eq15"
 
     def solve(self, layer: int, keys: torch.Tensor, residuals: torch.Tensor) -> torch.Tensor:
         return memit_update(keys, residuals, self.key_covariances[layer], covariance_weight=self.covariance_weight,

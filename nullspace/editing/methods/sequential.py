@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from nullspace.capture import weight_as_matrix
-from nullspace.editing.hparams import EditHyperParams
+from nullspace.editing.hparams import TARGET_REFERENCES, EditHyperParams
 from nullspace.editing.keys import compute_ks, subject_token_index
 from nullspace.editing.requests import EditRequest
 from nullspace.editing.spread import ffn_output, spread_over_layers
@@ -49,10 +49,12 @@ TargetFunction = Callable[[nn.Module, object, Sequence[EditRequest], int], torch
 class TargetOptimizer:
     """The target vectors ``z`` of a batch by :func:`~nullspace.editing.targets.compute_z`, one
     request at a time, at any layer (ROME asks for its own layer); keeps each request's final NLL
-    of the new object in :attr:`nll_history`, which caps what any weight solve can reach."""
+    of the new object in :attr:`nll_history`, which caps what any weight solve can reach.
+    ``at`` is ``"block"`` (MEMIT's ``compute_z``) or ``"mlp"`` (ROME's ``compute_v``)."""
 
     hparams: EditHyperParams
     context_templates: tuple[str, ...] = ("{}",)
+    at: str = "block"
     nll_history: list[float] = field(default_factory=list)
 
     def __call__(self, model: nn.Module, tokenizer, requests: Sequence[EditRequest], layer: int) -> torch.Tensor:
@@ -61,19 +63,24 @@ class TargetOptimizer:
         for r in requests:
             target = compute_z(model, tokenizer, {"prompt": r.prompt, "subject": r.subject,
                                                   "target_new": {"str": r.target_new}},
-                               hparams, self.context_templates)
+                               hparams, self.context_templates, at=self.at)
             self.nll_history.append(target.nll)
             rows.append(target.z)
         return torch.stack(rows)
 
 
 @torch.no_grad()
-def subject_outputs(model: nn.Module, tokenizer, layer: int, requests: Sequence[EditRequest]) -> torch.Tensor:
-    """The output of block ``layer`` (the residual stream) at each request's subject's last token
-    in its edit prompt, ``(u, d_model)``; the ``h_L`` of the residual ``z − h_L``."""
+def subject_outputs(model: nn.Module, tokenizer, layer: int, requests: Sequence[EditRequest], at: str = "block"
+                    ) -> torch.Tensor:
+    """The output of block ``layer`` (the residual stream; ``at="mlp"``: of its MLP) at each
+    request's subject's last token in its bare edit prompt, ``(u, d_model)``; the ``h_L`` of the
+    residual ``z − h_L`` (the official code reads it at the bare prompt too)."""
+    if at not in TARGET_REFERENCES:
+        raise ValueError(f"at must be one of {TARGET_REFERENCES}, got {at!r}.")
     device = next(model.parameters()).device
     captured: list[torch.Tensor] = []
-    handle = model.transformer.h[layer].register_forward_hook(
+    block = model.transformer.h[layer]
+    handle = (block if at == "block" else block.mlp).register_forward_hook(
         lambda _m, _i, output: captured.append((output[0] if isinstance(output, tuple) else output).detach()))
     try:
         enc = tokenizer([r.edit_prompt for r in requests], return_tensors="pt", padding=True,
@@ -86,10 +93,10 @@ def subject_outputs(model: nn.Module, tokenizer, layer: int, requests: Sequence[
 
 
 def request_keys(model: nn.Module, tokenizer, layer: int, requests: Sequence[EditRequest],
-                 context_templates: Sequence[str]) -> torch.Tensor:
+                 context_templates: Sequence[str], weighting: str = "grouped") -> torch.Tensor:
     """The keys of ``requests`` at ``layer``, averaged over ``context_templates`` (compute_ks)."""
     return compute_ks(model, tokenizer, layer, [r.prompt for r in requests], [r.subject for r in requests],
-                      context_templates)
+                      context_templates, weighting)
 
 
 def require_layers(per_layer: Mapping[int, object], layers: Sequence[int], what: str, how: str) -> None:
@@ -145,14 +152,26 @@ class SequentialEditor(ABC):
 
 
 class KeyValueEditor(SequentialEditor):
-    """MEMIT-style editing of FFN output matrices; subclasses give the per-layer closed form."""
+    """MEMIT-style editing of FFN output matrices; subclasses give the per-layer closed form.
+
+    Keys are averaged over ``context_templates`` with ``key_weighting`` (``"grouped"``: the
+    official ½ bare prompt, ½ the prefixed ones; see :func:`~nullspace.editing.keys.context_weights`).
+    Subclasses that do not use the cache of edited keys set :attr:`keeps_edited_keys` to False.
+    """
+
+    keeps_edited_keys = True
 
     def __init__(self, model: nn.Module, tokenizer, layers: Sequence[int], targets: TargetFunction, *,
-                 context_templates: Sequence[str] = ("{}",)) -> None:
+                 context_templates: Sequence[str] = ("{}",), key_weighting: str = "grouped") -> None:
         super().__init__(model, layers)
         self.tokenizer = tokenizer
         self.targets = targets
         self.context_templates = tuple(context_templates)
+        self.key_weighting = key_weighting
+
+    def keys(self, layer: int, requests: Sequence[EditRequest]) -> torch.Tensor:
+        """The batch's keys at ``layer`` from the model as it is now."""
+        return request_keys(self.model, self.tokenizer, layer, requests, self.context_templates, self.key_weighting)
 
     @abstractmethod
     def solve(self, layer: int, keys: torch.Tensor, residuals: torch.Tensor) -> torch.Tensor:
@@ -169,10 +188,10 @@ class KeyValueEditor(SequentialEditor):
         z = self.targets(self.model, self.tokenizer, requests, target_layer)
         spread_over_layers(
             self.model, self.layers, z,
-            keys_at=lambda layer: request_keys(self.model, self.tokenizer, layer, requests, self.context_templates),
+            keys_at=lambda layer: self.keys(layer, requests),
             outputs_now=lambda: subject_outputs(self.model, self.tokenizer, target_layer, requests),
             solve=self.solve,
         )
-        for layer in self.layers:  # official code: keys re-extracted from the edited model
-            self.remember_keys(layer, request_keys(self.model, self.tokenizer, layer, requests,
-                                                   self.context_templates))
+        if self.keeps_edited_keys:
+            for layer in self.layers:  # official code: keys re-extracted from the edited model
+                self.remember_keys(layer, self.keys(layer, requests))
