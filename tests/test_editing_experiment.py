@@ -7,7 +7,6 @@ import torch
 from editing_toy import toy_corpus, toy_model, toy_records, toy_tokenizer
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from nullspace.editing.methods.memit import MemitEditor
 from nullspace.editing.evaluation.counterfact import zsre_scores
 from nullspace.editing.evaluation.experiment import (
     CounterFactEvaluation,
@@ -16,8 +15,9 @@ from nullspace.editing.evaluation.experiment import (
     harmonic_score,
     run_sequential_editing,
 )
-from nullspace.editing.requests import questions_from_zsre, requests_from_counterfact
+from nullspace.editing.methods.memit import MemitEditor
 from nullspace.editing.methods.sequential import subject_outputs
+from nullspace.editing.requests import questions_from_zsre, requests_from_counterfact
 from nullspace.editing.statistics import collect_key_statistics
 
 

@@ -11,7 +11,7 @@ from nullspace.editing.hparams import EditHyperParams, MethodHyperParams
 from nullspace.editing.keys import compute_ks, context_weights
 from nullspace.editing.methods.memit import MemitEditor, memit_update
 from nullspace.editing.methods.rome import RomeEditor, rome_update
-from nullspace.editing.methods.sequential import TargetOptimizer, request_keys, subject_outputs
+from nullspace.editing.methods.sequential import request_keys, subject_outputs
 from nullspace.editing.requests import requests_from_counterfact
 from nullspace.editing.statistics import collect_key_statistics
 from nullspace.editing.targets import compute_z, compute_zs
@@ -152,8 +152,9 @@ def test_memit_table1_keeps_no_cache_and_eq15_does(toy):
 
 
 def test_method_settings_name_their_allowed_values():
-    base = dict(memit_covariance_weight=1.0, alphaedit_rule=AbsoluteRule(1e-2), alphaedit_l2=1.0, rome_layer=0,
-                ft_layers=(1,), ft_learning_rate=1e-2, ft_steps=5, ft_norm_constraint=1e-2, statistics_texts=10)
+    base = {"memit_covariance_weight": 1.0, "alphaedit_rule": AbsoluteRule(1e-2), "alphaedit_l2": 1.0,
+            "rome_layer": 0, "ft_layers": (1,), "ft_learning_rate": 1e-2, "ft_steps": 5, "ft_norm_constraint": 1e-2,
+            "statistics_texts": 10}
     assert MethodHyperParams(**base).memit_variant == "table1"
     for field, bad in (("memit_variant", "cached"), ("context_source", "web"), ("rome_target", "attn"),
                        ("key_weighting", "energy")):

@@ -5,13 +5,13 @@ import pytest
 import torch
 from editing_toy import toy_corpus, toy_model, toy_records, toy_tokenizer
 
+from nullspace.editing.hparams import EditHyperParams
 from nullspace.editing.methods.alphaedit import AlphaEditEditor
+from nullspace.editing.methods.ft import FineTuneEditor
 from nullspace.editing.methods.memit import MemitEditor
 from nullspace.editing.methods.rome import RomeEditor
-from nullspace.editing.methods.ft import FineTuneEditor
-from nullspace.editing.hparams import EditHyperParams
-from nullspace.editing.requests import requests_from_counterfact
 from nullspace.editing.methods.sequential import TargetOptimizer, request_keys, subject_outputs
+from nullspace.editing.requests import requests_from_counterfact
 from nullspace.editing.statistics import collect_key_statistics
 from nullspace.linalg import RelativeRule, null_space
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from nullspace.editing.keys import subject_token_index
-from nullspace.editing.world.tokenizer import build_tokenizer
 from nullspace.editing.world.facts import (
     WORLD_DIR,
     generate_world,
@@ -16,6 +15,7 @@ from nullspace.editing.world.facts import (
     load_zsre,
     save_world,
 )
+from nullspace.editing.world.tokenizer import build_tokenizer
 
 
 @pytest.fixture(scope="module")

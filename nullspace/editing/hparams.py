@@ -15,8 +15,18 @@ from nullspace.linalg import AbsoluteRule, SelectionRule
 TARGET_REFERENCES = ("block", "mlp")
 KEY_WEIGHTINGS = ("grouped", "flat")
 
-__all__ = ["CONTEXT_SOURCES", "KEY_WEIGHTINGS", "KL_POSITIONS", "TARGET_REFERENCES", "KNOWN_MODELS", "MEMIT_VARIANTS", "EditHyperParams",
-           "MethodHyperParams", "hparams_for", "method_hparams_for"]
+__all__ = [
+    "CONTEXT_SOURCES",
+    "KEY_WEIGHTINGS",
+    "KL_POSITIONS",
+    "KNOWN_MODELS",
+    "MEMIT_VARIANTS",
+    "TARGET_REFERENCES",
+    "EditHyperParams",
+    "MethodHyperParams",
+    "hparams_for",
+    "method_hparams_for",
+]
 
 KL_POSITIONS = ("subject", "last")
 # "table1": the official runner's MEMIT (AlphaEdit Table 1), λC0 + K1K1ᵀ, no cache of edited keys;
@@ -130,6 +140,8 @@ class MethodHyperParams:
             general text) or ``"bare"`` (the prompt alone); see :mod:`nullspace.editing.contexts`.
         key_weighting: how MEMIT/AlphaEdit weigh the contexts of a key: ``"grouped"`` (official:
             ½ bare prompt, ½ the mean of the prefixed ones) or ``"flat"`` (a plain mean).
+        memit_ridge: ``ρ`` in MEMIT's system ``λC0 + K1K1ᵀ (+ KpKpᵀ) + ρI``; 0 in every paper (the
+            course's probe of why Table-1 MEMIT collapses).
     """
 
     memit_covariance_weight: float
@@ -147,6 +159,7 @@ class MethodHyperParams:
     rome_target: str = "mlp"
     context_source: str = "sampled"
     key_weighting: str = "grouped"
+    memit_ridge: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value, allowed in (("memit_variant", self.memit_variant, MEMIT_VARIANTS),

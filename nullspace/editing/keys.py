@@ -18,7 +18,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from nullspace.editing.hparams import KEY_WEIGHTINGS
 
-__all__ = ["compute_ks", "context_weights", "ffn_output_layer", "keys_at", "subject_token_index"]
+__all__ = ["compute_ks", "context_weights", "ffn_output_layer", "keys_at", "read_module", "subject_token_index"]
 
 
 def ffn_output_layer(model: PreTrainedModel, layer: int) -> nn.Module:
@@ -44,6 +44,35 @@ def subject_token_index(tokenizer: PreTrainedTokenizerBase, prompt: str, subject
     return n_tokens - 1
 
 
+class _StopForward(Exception):
+    """Raised by a hook once it holds what it was asked for, so that the rest of the forward pass
+    is skipped (the official code's ``nethook.TraceDict(..., stop=True)``)."""
+
+
+@torch.no_grad()
+def read_module(model: PreTrainedModel, module: nn.Module, inputs: dict[str, torch.Tensor], *,
+                read_input: bool = False) -> torch.Tensor:
+    """The output of ``module`` (its first input, with ``read_input``) in a forward pass of
+    ``model`` on ``inputs``; the layers after ``module`` are not run."""
+    captured: list[torch.Tensor] = []
+
+    def hook(_module, module_inputs, output):
+        value = module_inputs[0] if read_input else (output[0] if isinstance(output, tuple) else output)
+        captured.append(value.detach())
+        raise _StopForward
+
+    handle = module.register_forward_hook(hook)
+    try:
+        model(**inputs)
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+    if not captured:
+        raise RuntimeError(f"the forward pass never reached {type(module).__name__}: is it part of the model?")
+    return captured[0]
+
+
 def keys_at(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, layer: int,
             texts: Sequence[str], positions: Sequence[int], batch_size: int = 256) -> torch.Tensor:
     """The keys (inputs of ``c_proj`` in block ``layer``) at one position per text,
@@ -52,20 +81,13 @@ def keys_at(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, layer: i
         raise ValueError(f"got {len(texts)} texts but {len(positions)} positions.")
     module = ffn_output_layer(model, layer)
     device = next(model.parameters()).device
-    captured: list[torch.Tensor] = []
-    handle = module.register_forward_hook(lambda _m, inputs, _o: captured.append(inputs[0].detach()))
     rows = []
-    try:
-        with torch.no_grad():
-            for start in range(0, len(texts), batch_size):
-                enc = tokenizer(list(texts[start:start + batch_size]), return_tensors="pt", padding=True,
-                                add_special_tokens=False)
-                captured.clear()
-                model(**{k: v.to(device) for k, v in enc.items()})
-                index = torch.tensor(positions[start:start + batch_size], device=device)
-                rows.append(captured[0][torch.arange(len(index), device=device), index].float().cpu())
-    finally:
-        handle.remove()
+    for start in range(0, len(texts), batch_size):
+        enc = tokenizer(list(texts[start:start + batch_size]), return_tensors="pt", padding=True,
+                        add_special_tokens=False)
+        keys = read_module(model, module, {k: v.to(device) for k, v in enc.items()}, read_input=True)
+        index = torch.tensor(positions[start:start + batch_size], device=device)
+        rows.append(keys[torch.arange(len(index), device=device), index].float().cpu())
     return torch.cat(rows)
 
 

@@ -27,7 +27,12 @@ from nullspace.editing.methods.rome import RomeEditor
 from nullspace.editing.methods.sequential import SequentialEditor, TargetOptimizer
 from nullspace.editing.models import load_model
 from nullspace.editing.preserved import knowledge_covariance, preserved_fact_keys
-from nullspace.editing.requests import EditRequest, QuestionRecord, questions_from_zsre, requests_from_counterfact
+from nullspace.editing.requests import (
+    EditRequest,
+    QuestionRecord,
+    questions_from_zsre,
+    requests_from_counterfact,
+)
 from nullspace.editing.statistics import DEFAULT_CACHE_DIR, KeyStatistics, key_statistics
 from nullspace.editing.world.facts import World, load_counterfact, load_world, load_zsre
 from nullspace.linalg import NullSpace, SelectionRule, null_space
@@ -118,7 +123,8 @@ class Workbench:
             return MemitEditor(self.model, self.tokenizer, edit.layers, TargetOptimizer(edit, contexts),
                                key_covariances={l: self.key_covariance(l, alpha) for l in edit.layers},
                                covariance_weight=settings.memit_covariance_weight, variant=settings.memit_variant,
-                               context_templates=contexts, key_weighting=settings.key_weighting)
+                               ridge=settings.memit_ridge, context_templates=contexts,
+                               key_weighting=settings.key_weighting)
         if method == "AlphaEdit":
             return AlphaEditEditor(self.model, self.tokenizer, edit.layers, TargetOptimizer(edit, contexts),
                                    null_spaces=self.null_spaces(settings.alphaedit_rule, alpha, edit.layers),

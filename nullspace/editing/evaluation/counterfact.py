@@ -34,9 +34,9 @@ from nullspace.editing.requests import EditRequest, QuestionRecord
 
 __all__ = [
     "COURSE_LOC_SUFFIX",
-    "CounterFactScores",
     "OFFICIAL_GENERATION_LENGTH",
     "OFFICIAL_LOC_SUFFIX",
+    "CounterFactScores",
     "consistency",
     "counterfact_scores",
     "fact_accuracy",

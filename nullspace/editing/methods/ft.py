@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from nullspace.capture import weight_as_matrix
+from nullspace.editing.methods.sequential import SequentialEditor
 from nullspace.editing.prompts import target_token_batch
 from nullspace.editing.requests import EditRequest
-from nullspace.editing.methods.sequential import SequentialEditor
 from nullspace.editing.spread import ffn_output
 
 __all__ = ["FineTuneEditor"]

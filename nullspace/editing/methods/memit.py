@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from nullspace.editing.methods._solve import as_float64, check_keys_and_residuals, check_square
 from nullspace.editing.hparams import MEMIT_VARIANTS
+from nullspace.editing.methods._solve import as_float64, check_keys_and_residuals, check_square
 from nullspace.editing.methods.sequential import KeyValueEditor, TargetFunction, require_layers
 
 __all__ = ["MemitEditor", "memit_update"]
@@ -77,13 +77,16 @@ class MemitEditor(KeyValueEditor):
       the weights; the runner's cached ``MEMIT_seq`` crashes on its first batch);
     * ``"eq15"``: Eq. 15 as the AlphaEdit paper writes it, with the cache ``Kp Kpᵀ`` of earlier
       batches: a stronger baseline than the paper's, since the cache also regularises the solve.
+
+    ``ridge`` adds ``ridge · I`` to the system (not in any paper: the course's probe of why
+    Table-1 MEMIT collapses on a key covariance with near-zero directions).
     """
 
     name = "MEMIT"
 
     def __init__(self, model, tokenizer, layers: Sequence[int], targets: TargetFunction, *,
                  key_covariances: Mapping[int, torch.Tensor], covariance_weight: float,
-                 variant: str = "table1", context_templates: Sequence[str] = ("{}",),
+                 variant: str = "table1", ridge: float = 0.0, context_templates: Sequence[str] = ("{}",),
                  key_weighting: str = "grouped") -> None:
         if variant not in MEMIT_VARIANTS:
             raise ValueError(f"variant must be one of {MEMIT_VARIANTS} ('table1': no cache of edited keys, "
@@ -92,12 +95,22 @@ class MemitEditor(KeyValueEditor):
                          key_weighting=key_weighting)
         require_layers(key_covariances, layers, "key covariance C0",
                         "compute them with nullspace.editing.statistics.key_statistics")
+        if ridge < 0 or (ridge > 0 and covariance_weight <= 0):
+            raise ValueError(f"ridge must be non-negative and needs a positive covariance_weight, got ridge {ridge} "
+                             f"and λ {covariance_weight}.")
         device = next(model.parameters()).device
-        self.key_covariances = {layer: key_covariances[layer].to(device, torch.float64) for layer in layers}
+        # λ(C0 + ridge/λ · I) = λC0 + ridge · I
+        self.key_covariances = {layer: _with_ridge(key_covariances[layer].to(device, torch.float64),
+                                                   ridge / covariance_weight if ridge else 0.0) for layer in layers}
         self.covariance_weight = covariance_weight
         self.variant = variant
+        self.ridge = ridge
         self.keeps_edited_keys = variant == "eq15"
 
     def solve(self, layer: int, keys: torch.Tensor, residuals: torch.Tensor) -> torch.Tensor:
         return memit_update(keys, residuals, self.key_covariances[layer], covariance_weight=self.covariance_weight,
                             edited_covariance=self.edited_covariance.get(layer))
+
+
+def _with_ridge(covariance: torch.Tensor, amount: float) -> torch.Tensor:
+    return covariance + amount * torch.eye(len(covariance), dtype=covariance.dtype, device=covariance.device)

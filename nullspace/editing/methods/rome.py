@@ -20,7 +20,12 @@ from collections.abc import Sequence
 import torch
 
 from nullspace.editing.methods._solve import as_float64, check_square
-from nullspace.editing.methods.sequential import SequentialEditor, TargetFunction, request_keys, subject_outputs
+from nullspace.editing.methods.sequential import (
+    SequentialEditor,
+    TargetFunction,
+    request_keys,
+    subject_outputs,
+)
 from nullspace.editing.requests import EditRequest
 from nullspace.editing.spread import apply_delta
 

@@ -26,18 +26,18 @@ from torch import nn
 
 from nullspace.capture import weight_as_matrix
 from nullspace.editing.hparams import TARGET_REFERENCES, EditHyperParams
-from nullspace.editing.keys import compute_ks, subject_token_index
+from nullspace.editing.keys import compute_ks, read_module, subject_token_index
 from nullspace.editing.requests import EditRequest
 from nullspace.editing.spread import ffn_output, spread_over_layers
-from nullspace.editing.targets import compute_z
+from nullspace.editing.targets import compute_zs
 
 __all__ = [
     "KeyValueEditor",
     "SequentialEditor",
     "TargetFunction",
     "TargetOptimizer",
-    "require_layers",
     "request_keys",
+    "require_layers",
     "subject_outputs",
 ]
 
@@ -47,8 +47,9 @@ TargetFunction = Callable[[nn.Module, object, Sequence[EditRequest], int], torch
 
 @dataclass
 class TargetOptimizer:
-    """The target vectors ``z`` of a batch by :func:`~nullspace.editing.targets.compute_z`, one
-    request at a time, at any layer (ROME asks for its own layer); keeps each request's final NLL
+    """The target vectors ``z`` of a batch by :func:`~nullspace.editing.targets.compute_zs` (the
+    batch's requests optimised together, each exactly as alone), at any layer (ROME asks for its
+    own layer); keeps each request's final NLL
     of the new object in :attr:`nll_history`, which caps what any weight solve can reach.
     ``at`` is ``"block"`` (MEMIT's ``compute_z``) or ``"mlp"`` (ROME's ``compute_v``)."""
 
@@ -59,14 +60,11 @@ class TargetOptimizer:
 
     def __call__(self, model: nn.Module, tokenizer, requests: Sequence[EditRequest], layer: int) -> torch.Tensor:
         hparams = self.hparams if layer == self.hparams.target_layer else replace(self.hparams, layers=(layer,))
-        rows = []
-        for r in requests:
-            target = compute_z(model, tokenizer, {"prompt": r.prompt, "subject": r.subject,
-                                                  "target_new": {"str": r.target_new}},
-                               hparams, self.context_templates, at=self.at)
-            self.nll_history.append(target.nll)
-            rows.append(target.z)
-        return torch.stack(rows)
+        targets = compute_zs(model, tokenizer, [{"prompt": r.prompt, "subject": r.subject,
+                                                 "target_new": {"str": r.target_new}} for r in requests],
+                             hparams, self.context_templates, at=self.at)
+        self.nll_history.extend(t.nll for t in targets)
+        return torch.stack([t.z for t in targets])
 
 
 @torch.no_grad()
@@ -78,18 +76,11 @@ def subject_outputs(model: nn.Module, tokenizer, layer: int, requests: Sequence[
     if at not in TARGET_REFERENCES:
         raise ValueError(f"at must be one of {TARGET_REFERENCES}, got {at!r}.")
     device = next(model.parameters()).device
-    captured: list[torch.Tensor] = []
     block = model.transformer.h[layer]
-    handle = (block if at == "block" else block.mlp).register_forward_hook(
-        lambda _m, _i, output: captured.append((output[0] if isinstance(output, tuple) else output).detach()))
-    try:
-        enc = tokenizer([r.edit_prompt for r in requests], return_tensors="pt", padding=True,
-                        add_special_tokens=False)
-        model(**{k: v.to(device) for k, v in enc.items()})
-    finally:
-        handle.remove()
+    enc = tokenizer([r.edit_prompt for r in requests], return_tensors="pt", padding=True, add_special_tokens=False)
+    outputs = read_module(model, block if at == "block" else block.mlp, {k: v.to(device) for k, v in enc.items()})
     positions = torch.tensor([subject_token_index(tokenizer, r.prompt, r.subject) for r in requests], device=device)
-    return captured[0][torch.arange(len(requests), device=device), positions].float()
+    return outputs[torch.arange(len(requests), device=device), positions].float()
 
 
 def request_keys(model: nn.Module, tokenizer, layer: int, requests: Sequence[EditRequest],

@@ -35,9 +35,9 @@ import numpy as np
 from nullspace.paths import DATA_DIR
 
 __all__ = [
+    "NQ_PREFIX",
     "RELATIONS",
     "WORLD_DIR",
-    "NQ_PREFIX",
     "Person",
     "Relation",
     "World",
