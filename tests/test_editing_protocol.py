@@ -2,6 +2,8 @@
 key weighting, batched target vectors, the KL position, ROME's target and insertion, and the
 two MEMIT baselines."""
 
+import json
+
 import pytest
 import torch
 from editing_toy import toy_corpus, toy_model, toy_records, toy_tokenizer
@@ -78,6 +80,65 @@ def test_batched_target_vectors_equal_one_at_a_time(toy):
         assert float((a.z - b.z).norm()) <= 1e-5 * float(a.z.norm())
         assert abs(a.nll - b.nll) < 1e-5
         assert a.norm_ratio <= HPARAMS.clamp_norm_factor + 1e-6
+
+
+def reference_compute_z(model, tokenizer, request, hparams, contexts, at="block"):
+    """The official compute_z transcribed plainly: full forward passes, one request, δ added by a hook."""
+    import torch.nn.functional as F
+
+    from nullspace.editing.keys import subject_token_index
+    from nullspace.editing.targets import adding_to_hidden_state
+
+    layer, subject = hparams.target_layer, request["subject"]
+    target = tokenizer(" " + request["target_new"]["str"])["input_ids"]
+    prompts = [c.replace("{}", request["prompt"]) for c in contexts]
+    texts = [tokenizer(p.format(subject))["input_ids"] + target[:-1] for p in prompts]
+    kl_ids = tokenizer(hparams.kl_prompt.format(subject))["input_ids"]
+    positions = [subject_token_index(tokenizer, p, subject) for p in prompts]
+    kl_position = subject_token_index(tokenizer, hparams.kl_prompt, subject)
+    module = model.transformer.h[layer] if at == "block" else model.transformer.h[layer].mlp
+    captured = []
+    handle = module.register_forward_hook(lambda _m, _i, o: captured.append(o[0] if isinstance(o, tuple) else o))
+    with torch.no_grad():
+        model(input_ids=torch.tensor([texts[0]]))
+    handle.remove()
+    h = captured[0][0, positions[0]].float()
+    delta = torch.zeros_like(h, requires_grad=True)
+    optimizer = torch.optim.Adam([delta], lr=hparams.v_lr)
+    reference = None
+    for step in range(1, hparams.v_num_grad_steps + 1):
+        nll = 0.0
+        for row, position in zip(texts, positions):
+            with adding_to_hidden_state(model, layer, [position], delta, at):
+                logits = model(input_ids=torch.tensor([row])).logits[0]
+            start = len(row) - len(target)
+            log_probs = F.log_softmax(logits[start:start + len(target)], -1)
+            nll = nll - log_probs[torch.arange(len(target)), torch.tensor(target)].mean() / len(texts)
+        with adding_to_hidden_state(model, layer, [kl_position], delta, at):
+            kl_log_probs = F.log_softmax(model(input_ids=torch.tensor([kl_ids])).logits[0, kl_position], -1)
+        reference = kl_log_probs.detach() if reference is None else reference
+        kl = F.kl_div(reference, kl_log_probs, log_target=True, reduction="sum")
+        loss = nll + hparams.kl_factor * kl + hparams.v_weight_decay * delta.norm() / h.norm() ** 2
+        if loss.item() < hparams.early_stop_loss or step == hparams.v_num_grad_steps:
+            break
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            if delta.norm() > hparams.clamp_norm_factor * h.norm():
+                delta.mul_(hparams.clamp_norm_factor * h.norm() / delta.norm())
+    return h + delta.detach(), step
+
+
+@pytest.mark.parametrize("at", ["block", "mlp"])
+def test_target_vectors_match_a_plain_transcription_of_the_official_compute_z(toy, at):
+    model, tokenizer, requests, _ = toy
+    contexts = ("{}", "The city. {}", "Bo works as a chef. {}")
+    for request in requests[:2]:
+        z, steps = reference_compute_z(model, tokenizer, rewrite(request), HPARAMS, contexts, at)
+        ours = compute_z(model, tokenizer, rewrite(request), HPARAMS, contexts, at)
+        assert ours.steps == steps
+        assert float((ours.z - z).norm()) <= 1e-4 * float(z.norm())
 
 
 def test_kl_position_and_target_reference_are_switches(toy):
@@ -160,3 +221,24 @@ def test_method_settings_name_their_allowed_values():
                        ("key_weighting", "energy")):
         with pytest.raises(ValueError, match=field):
             MethodHyperParams(**base, **{field: bad})
+
+
+def test_cached_results_are_refused_when_settings_model_or_data_change(tmp_path, monkeypatch):
+    from nullspace.editing.evaluation import protocol
+
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"fingerprint": protocol.protocol_fingerprint(), "rows": []}), encoding="utf-8")
+    assert protocol.load_lesson_results(path)["rows"] == []
+    monkeypatch.setattr(protocol, "PROTOCOL_VERSION", protocol.PROTOCOL_VERSION + 1)
+    with pytest.raises(ValueError, match="protocol.*re-run"):
+        protocol.load_lesson_results(path)
+    with pytest.raises(FileNotFoundError, match="benchmarks/editing.py"):
+        protocol.load_lesson_results(tmp_path / "missing.json")
+
+
+def test_describe_settings_is_short_and_readable():
+    from nullspace.editing.evaluation.protocol import describe_settings
+
+    assert describe_settings({}) == "default"
+    assert describe_settings({"memit_variant": "table1", "memit_covariance_weight": 1000.0}) == "table1, λ=1000"
+    assert describe_settings({"alphaedit_rule": AbsoluteRule(2e-2), "alphaedit_l2": 10.0}) == "λ < 0.02, L2=10"

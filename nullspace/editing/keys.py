@@ -63,7 +63,7 @@ def read_module(model: PreTrainedModel, module: nn.Module, inputs: dict[str, tor
 
     handle = module.register_forward_hook(hook)
     try:
-        model(**inputs)
+        model(**inputs, use_cache=False)
     except _StopForward:
         pass
     finally:

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from nullspace.editing.hparams import TARGET_REFERENCES, EditHyperParams
-from nullspace.editing.keys import subject_token_index
+from nullspace.editing.keys import read_module, subject_token_index
 
 __all__ = ["TargetVector", "adding_to_hidden_state", "compute_z", "compute_zs"]
 
@@ -201,22 +201,17 @@ def _optimise_group(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     rows = _request_rows(tokenizer, requests, hparams, context_templates, device)
     count = len(requests)
     n_rewrite = torch.bincount(rows.owners, minlength=count) - 1
-    rewriting = torch.ones(len(rows.owners), dtype=torch.bool, device=device)
-    rewriting[rows.kl_rows] = False
-    scored = rows.labels != -100
-
-    clean: list[torch.Tensor] = []
-    handle = _output_module(model, layer, at).register_forward_hook(
-        lambda _m, _i, output: clean.append(_block_output(output)[rows.first_rows, rows.positions[rows.first_rows]]
-                                            .detach().float()))
-    try:
-        with torch.no_grad():
-            model(input_ids=rows.input_ids, attention_mask=rows.attention_mask)
-    finally:
-        handle.remove()
-    hidden = clean[0]
+    # every row's block output: δ is added there, so the blocks up to ``layer`` run only once
+    inputs = {"input_ids": rows.input_ids, "attention_mask": rows.attention_mask}
+    block_outputs = read_module(model, model.transformer.h[layer], inputs).float()
+    reference = block_outputs if at == "block" else read_module(model, _output_module(model, layer, at), inputs)
+    hidden = reference[rows.first_rows, rows.positions[rows.first_rows]].float()
     hidden_norm = hidden.norm(dim=1)
     max_norm = hparams.clamp_norm_factor * hidden_norm
+    # the logits that are read: the new object's tokens on rewriting rows, the KL slot on KL rows
+    score_rows, score_slots = (rows.labels != -100).nonzero(as_tuple=True)
+    score_labels = rows.labels[score_rows, score_slots]
+    tokens_per_row = torch.bincount(score_rows, minlength=len(rows.owners)).clamp_min(1)
     delta = torch.zeros_like(hidden, requires_grad=True)
     optimizer = torch.optim.Adam([delta], lr=hparams.v_lr)
     done = torch.zeros(count, dtype=torch.bool, device=device)
@@ -231,18 +226,22 @@ def _optimise_group(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
             # only the rows of requests still optimising take part (a stopped request is frozen)
             active = (~done).nonzero().squeeze(1)
             keep = ~done[rows.owners]
-            owners = rows.owners[keep]
-            with adding_to_hidden_state(model, layer, rows.positions[keep].tolist(), delta[owners], at):
-                logits = model(input_ids=rows.input_ids[keep], attention_mask=rows.attention_mask[keep]).logits
-            log_probs = F.log_softmax(logits.float(), dim=-1)
-            labels, row_scored = rows.labels[keep], scored[keep]
-            token_logp = log_probs.gather(2, labels.clamp_min(0).unsqueeze(2)).squeeze(2) * row_scored
-            row_nll = -token_logp.sum(1) / row_scored.sum(1).clamp_min(1)
-            is_rewriting = rewriting[keep]
-            nll = torch.zeros(count, device=device).index_add(0, owners[is_rewriting], row_nll[is_rewriting])
-            nll = nll[active] / n_rewrite[active]
-            kl_position = keep.cumsum(0) - 1  # where each kept row sits in the compacted batch
-            kl_log_probs = log_probs[kl_position[rows.kl_rows[active]], rows.kl_slots[active]]
+            kept = keep.nonzero().squeeze(1)
+            where = keep.cumsum(0) - 1  # a row's place among the kept rows
+            start = block_outputs[kept].clone()
+            start[torch.arange(len(kept), device=device), rows.positions[kept]] += delta[rows.owners[kept]]
+            final = _final_hidden_states(model, layer, start)
+            scored = keep[score_rows]
+            kl_rows = rows.kl_rows[active]
+            read = torch.cat([final[where[score_rows[scored]], score_slots[scored]],
+                              final[where[kl_rows], rows.kl_slots[active]]])
+            log_probs = F.log_softmax(model.lm_head(read).float(), dim=-1)
+            n_scored = int(scored.sum())
+            token_logp = log_probs[:n_scored].gather(1, score_labels[scored][:, None]).squeeze(1)
+            row_nll = torch.zeros(len(rows.owners), device=device).index_add(0, score_rows[scored], -token_logp)
+            row_nll = row_nll / tokens_per_row  # the official mean over the object's tokens
+            nll = torch.zeros(count, device=device).index_add(0, rows.owners, row_nll)[active] / n_rewrite[active]
+            kl_log_probs = log_probs[n_scored:]
             if kl_reference is None:
                 kl_reference = kl_log_probs.detach()
             # KL(current ‖ unedited) per request, as the official F.kl_div(unedited, current, log_target=True)
@@ -270,3 +269,14 @@ def _optimise_group(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     delta = delta.detach()
     return [TargetVector(z=hidden[i] + delta[i], delta=delta[i], hidden=hidden[i], layer=layer,
                          nll=float(final_nll[i]), steps=int(steps[i])) for i in range(count)]
+
+
+def _final_hidden_states(model: PreTrainedModel, layer: int, hidden: torch.Tensor) -> torch.Tensor:
+    """The final-norm output of the blocks after ``layer`` from ``hidden``, the output of block
+    ``layer`` (rows right-padded: a causal mask keeps every real token from seeing the padding)."""
+    length = hidden.shape[1]
+    causal = torch.full((length, length), float("-inf"), device=hidden.device, dtype=hidden.dtype).triu(1)
+    for block in model.transformer.h[layer + 1:]:
+        output = block(hidden, attention_mask=causal[None, None])
+        hidden = output[0] if isinstance(output, tuple) else output
+    return model.transformer.ln_f(hidden)

@@ -60,7 +60,7 @@ def target_scores(model, tokenizer, prompts: Sequence[str], targets: Sequence[st
     for start in range(0, len(prompts), batch_size):
         inputs, labels = target_token_batch(tokenizer, prompts[start:start + batch_size],
                                             targets[start:start + batch_size], device)
-        logits = model(**inputs).logits[:, :-1].float()
+        logits = model(**inputs, use_cache=False).logits[:, :-1].float()
         labels = labels[:, 1:]
         scored = labels != -100
         token_nll = F.cross_entropy(logits.transpose(1, 2), labels.clamp_min(0), reduction="none")
@@ -139,7 +139,7 @@ def zsre_scores(model, tokenizer, records: Sequence[QuestionRecord], *, loc_suff
     def accuracy(prompts: list[str], answers: list[str]) -> float:
         device = next(model.parameters()).device
         inputs, labels = target_token_batch(tokenizer, prompts, answers, device)
-        predicted = model(**inputs).logits[:, :-1].argmax(-1)
+        predicted = model(**inputs, use_cache=False).logits[:, :-1].argmax(-1)
         labels = labels[:, 1:]
         scored = labels != -100
         per_record = ((predicted == labels) & scored).sum(1).float() / scored.sum(1)
@@ -244,7 +244,7 @@ def perplexity(model, tokenizer, texts: Sequence[str], batch_size: int = 32, max
         enc = tokenizer(list(texts[start:start + batch_size]), return_tensors="pt", padding=True,
                         truncation=True, max_length=max_length, add_special_tokens=False)
         enc = {k: v.to(device) for k, v in enc.items()}
-        logits = model(**enc).logits[:, :-1].float()
+        logits = model(**enc, use_cache=False).logits[:, :-1].float()
         labels = enc["input_ids"][:, 1:]
         mask = enc["attention_mask"][:, 1:].bool()
         nll = F.cross_entropy(logits.transpose(1, 2), labels, reduction="none")

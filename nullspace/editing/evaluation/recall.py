@@ -32,7 +32,7 @@ def next_token_logits(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
         enc = tokenizer(list(prompts[start:start + batch_size]), return_tensors="pt", padding=True,
                         add_special_tokens=False)
         enc = {k: v.to(device) for k, v in enc.items()}
-        logits = model(**enc).logits
+        logits = model(**enc, use_cache=False).logits
         last = enc["attention_mask"].sum(1) - 1
         rows.append(logits[torch.arange(len(last), device=device), last].float().cpu())
     return torch.cat(rows) if rows else torch.empty(0, model.config.vocab_size)

@@ -51,7 +51,7 @@ class FineTuneEditor(SequentialEditor):
         try:
             for _ in range(self.steps):
                 optimizer.zero_grad()
-                logits = self.model(**inputs).logits[:, :-1]
+                logits = self.model(**inputs, use_cache=False).logits[:, :-1]
                 loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
                                        ignore_index=-100)
                 loss.backward()
