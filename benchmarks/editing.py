@@ -67,13 +67,13 @@ from nullspace.editing.methods.alphaedit import AlphaEditEditor
 from nullspace.editing.methods.rome import rome_update
 from nullspace.editing.methods.sequential import TargetOptimizer, request_keys, subject_outputs
 from nullspace.editing.preserved import knowledge_covariance, preserved_fact_keys
-from nullspace.editing.workbench import Workbench, prepare_workbench
+from nullspace.editing.workbench import PROTOCOL_EDITS, Workbench, prepare_workbench
 from nullspace.linalg import AbsoluteRule, null_space
 from nullspace.paths import REPO_ROOT
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "editing.json"
 PARTS = ("tuning", "table", "official", "zsre", "ablation", "alphaedit")
-EDITS = 2000
+EDITS = PROTOCOL_EDITS  # AlphaEdit's protocol: 2000 edits
 PROBE_EVERY_EDITS = 200
 NAME_WIDTH = 58
 OFFICIAL_SETTINGS = {"memit_covariance_weight": 20000.0, "alphaedit_rule": AbsoluteRule(2e-2), "alphaedit_l2": 10.0}
@@ -181,8 +181,8 @@ def shift_facts(bench: Workbench) -> dict:
     return {"facts": (prompts, subjects), "before": before}
 
 
-def tuning_runs(bench: Workbench) -> list[Run]:
-    edits = len(bench.heldout_requests)
+def tuning_runs(bench: Workbench, edits: int) -> list[Run]:
+    edits = min(edits, len(bench.heldout_requests))
     return [Run("tuning", f"{method} grid point {index}: {describe_settings(point)}", method, point, TUNING_BATCH,
                 edits, "heldout") for method, grid in TUNING_GRIDS.items() for index, point in enumerate(grid)]
 
@@ -211,50 +211,51 @@ def chosen_runs(results: Results) -> list[tuple[str, dict]]:
     return runs
 
 
-def table_runs(methods: list[tuple[str, dict]]) -> list[Run]:
+def table_runs(methods: list[tuple[str, dict]], edits: int) -> list[Run]:
     runs = []
     for batch in (100, 25):
         for method, overrides in methods:
             if method == "ROME" and batch != 100:
                 continue  # one request at a time: the batch size does not change ROME's edits
-            runs.append(Run("table", display_name(method, overrides), method, overrides, batch))
+            runs.append(Run("table", display_name(method, overrides), method, overrides, batch, edits))
     return runs
 
 
-def official_runs(methods: list[tuple[str, dict]]) -> list[Run]:
-    return [Run("official", f"{display_name(m, o)}, official GPT-2 XL settings", m, {**o, **OFFICIAL_SETTINGS})
+def official_runs(methods: list[tuple[str, dict]], edits: int) -> list[Run]:
+    return [Run("official", f"{display_name(m, o)}, official GPT-2 XL settings", m, {**o, **OFFICIAL_SETTINGS},
+                edits=edits)
             for m, o in methods if m in {"MEMIT", "AlphaEdit"}]
 
 
-def zsre_runs(methods: list[tuple[str, dict]]) -> list[Run]:
-    return [Run("zsre", display_name(m, o), m, o, kind="zsre") for m, o in methods]
+def zsre_runs(methods: list[tuple[str, dict]], edits: int) -> list[Run]:
+    return [Run("zsre", display_name(m, o), m, o, edits=edits, kind="zsre") for m, o in methods]
 
 
-def ablation_runs(methods: list[tuple[str, dict]]) -> list[Run]:
+def ablation_runs(methods: list[tuple[str, dict]], edits: int) -> list[Run]:
     switches = (("contexts from the world's text", {"context_source": "world"}),
                 ("no context templates (bare prompt)", {"context_source": "bare"}),
                 ("flat mean of the contexts in a key", {"key_weighting": "flat"}),
                 ("KL read at the last token", {"kl_position": "last"}),
                 ("C0 of the corpus alone (α = 0)", {"preserved_keys_weight": 0.0}))
     compared = [(m, o) for m, o in methods if m == "AlphaEdit" or o.get("memit_variant") == "table1"]
-    runs = [Run("ablation", f"{display_name(m, o)}: {what}", m, {**o, **switch})
+    runs = [Run("ablation", f"{display_name(m, o)}: {what}", m, {**o, **switch}, edits=edits)
             for what, switch in switches for m, o in compared]
-    runs += [Run("ablation", f"{display_name(m, o)}: + 1·I in its system (mechanism)", m, {**o, "memit_ridge": 1.0})
-             for m, o in compared if m == "MEMIT"]
-    runs += [Run("ablation", f"ROME: {what}", m, {**o, **switch}) for m, o in methods if m == "ROME"
+    runs += [Run("ablation", f"{display_name(m, o)}: + 1·I in its system (mechanism)", m, {**o, "memit_ridge": 1.0},
+                 edits=edits) for m, o in compared if m == "MEMIT"]
+    runs += [Run("ablation", f"ROME: {what}", m, {**o, **switch}, edits=edits) for m, o in methods if m == "ROME"
              for what, switch in (("MEMIT's clamp 0.75", {"rome_clamp_norm_factor": 0.75}),
                                   ("target at the block output", {"rome_target": "block"}))]
     return runs
 
 
-def alphaedit_runs(methods: list[tuple[str, dict]]) -> list[Run]:
+def alphaedit_runs(methods: list[tuple[str, dict]], edits: int) -> list[Run]:
     (base,) = [o for m, o in methods if m == "AlphaEdit"]
-    runs = [Run("alphaedit", f"AlphaEdit: threshold {t:g}", "AlphaEdit", {**base, "alphaedit_rule": AbsoluteRule(t)})
-            for t in (1e-3, 5e-3, 5e-2)]
+    runs = [Run("alphaedit", f"AlphaEdit: threshold {t:g}", "AlphaEdit", {**base, "alphaedit_rule": AbsoluteRule(t)},
+                edits=edits) for t in (1e-3, 5e-3, 5e-2)]
     runs += [Run("alphaedit", f"AlphaEdit: preserved facts' keys weighted α = {a:g}", "AlphaEdit",
-                 {**base, "preserved_keys_weight": a}) for a in (4.0, 16.0)]
+                 {**base, "preserved_keys_weight": a}, edits=edits) for a in (4.0, 16.0)]
     runs.append(Run("alphaedit", "AlphaEdit: K0 lists every preserved person (none left out)", "AlphaEdit", base,
-                    editor=lambda bench: alphaedit_with_every_preserved_person(bench, base)))
+                    edits=edits, editor=lambda bench: alphaedit_with_every_preserved_person(bench, base)))
     return runs
 
 
@@ -310,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
     parser.add_argument("--fresh", action="store_true", help="ignore the runs already in the results file")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--edits", type=int, default=EDITS,
+                        help="edits per run (a quick check of the script; only the default writes the lesson's copy)")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     start = time.perf_counter()
@@ -323,19 +326,19 @@ def main(argv: list[str] | None = None) -> int:
           f"edited blocks {bench.hparams.layers}; general ability on {len(bench.probe.fact_prompts)} facts in K0 and "
           f"{len(bench.probe.unlisted_fact_prompts)} left out, every {PROBE_EVERY_EDITS} edits")
     if "counterfact" not in results.data["unedited"]:
-        results.data["unedited"]["counterfact"] = bench.unedited_scores()
+        results.data["unedited"]["counterfact"] = bench.unedited_scores(bench.requests[:args.edits])
         results.data["unedited"]["zsre"] = evaluation_of(bench, "zsre")(bench.model, bench.tokenizer,
-                                                                         requests_of(bench, "zsre", EDITS))
+                                                                         requests_of(bench, "zsre", args.edits))
         results.save()
     print(score_header(NAME_WIDTH))
     print(score_row("unedited", results.data["unedited"]["counterfact"], NAME_WIDTH))
     shift = shift_facts(bench)
-    plans = {"tuning": lambda: tuning_runs(bench), "table": table_runs, "official": official_runs,
-             "zsre": zsre_runs, "ablation": ablation_runs, "alphaedit": alphaedit_runs}
+    plans = {"table": table_runs, "official": official_runs, "zsre": zsre_runs, "ablation": ablation_runs,
+             "alphaedit": alphaedit_runs}
     for part in args.parts:
         part_start = time.perf_counter()
         print(f"\n== {part} ==", flush=True)
-        plan = plans["tuning"]() if part == "tuning" else plans[part](chosen_runs(results))
+        plan = tuning_runs(bench, args.edits) if part == "tuning" else plans[part](chosen_runs(results), args.edits)
         for run in plan:
             if not results.has(run.key):
                 row, _ = run_one(bench, run, shift if run.part == "table" and run.batch == 100 else None)
@@ -361,10 +364,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {part}: {results.data['wall_seconds'][part] / 60:.1f} min of wall time", flush=True)
     results.data["wall_seconds"]["total (this invocation)"] = time.perf_counter() - start
     results.save()
-    LESSON_RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    LESSON_RESULTS.write_text(json.dumps(lesson_subset(results.data), indent=1, sort_keys=True) + "\n",
-                              encoding="utf-8")
-    print(f"\nwrote {args.out} and {LESSON_RESULTS}; wall time {(time.perf_counter() - start) / 60:.1f} min")
+    written = [str(args.out)]
+    if args.edits == EDITS and args.out == RESULTS:
+        LESSON_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        LESSON_RESULTS.write_text(json.dumps(lesson_subset(results.data), indent=1, sort_keys=True) + "\n",
+                                  encoding="utf-8")
+        written.append(str(LESSON_RESULTS))
+    print(f"\nwrote {' and '.join(written)}; wall time {(time.perf_counter() - start) / 60:.1f} min")
     return 0
 
 

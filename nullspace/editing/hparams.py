@@ -89,10 +89,10 @@ _HPARAMS: dict[str, EditHyperParams] = {
                                kl_factor=0.0625, v_weight_decay=0.5, clamp_norm_factor=0.75),
     # The teaching model has MLPs only in blocks 0-1, before any attention, so a fact about the
     # subject can only be looked up there; both are edited, as MEMIT spreads an edit over the
-    # layers that recall it. The official clamp, KL weight, weight decay and learning rate are
-    # kept; 25 steps instead of 20. Measured on the shipped model (benchmarks/teaching_model.py):
-    # with 5 contexts, 100/100 requests reach top-1 with NLL < 0.5 within the clamp (mean
-    # ‖δ‖/‖h‖ 0.71) and transfer to the relation's other prompts 97% of the time.
+    # layers that recall it. The official learning rate, KL weight and position, weight decay and
+    # clamp are kept; 25 steps instead of 20: on the 160 held-out requests, with the context
+    # templates sampled from the model, 97.5% of the target vectors reach NLL < 0.5 with 25 steps
+    # and 93.1% with 20 (98.1 / 100% with the world's sentences or the bare prompt as contexts).
     "course-gpt2": EditHyperParams(layers=(0, 1), v_num_grad_steps=25, v_lr=0.5, kl_factor=0.0625,
                                    v_weight_decay=0.5, clamp_norm_factor=0.75),
 }
