@@ -6,10 +6,17 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Progress bars and warnings are switched off, as when the stored outputs were made.
 QUIET := NULLSPACE_PROGRESS=0 PYTHONWARNINGS=ignore
+# Torch's CPU threads in the tests (NULLSPACE_THREADS; CONTRIBUTING.md gives the measurement behind it).
+THREADS ?= 1
+TEST_ENV := $(QUIET) NULLSPACE_THREADS=$(THREADS)
+# A stand-in for another machine: torch's portable kernels instead of AVX2/AVX-512, one thread,
+# and MKL's conditional-numerical-reproducibility code path.
+OTHER_MACHINE := ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MKL_CBWR=COMPATIBLE \
+	NULLSPACE_THREADS=1
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900
 
-.PHONY: course course-headless test test-unit test-notebooks test-browser browser-deps site pages notebooks \
-	exercises benchmark install
+.PHONY: course course-headless test test-unit test-notebooks test-portability test-browser browser-deps site \
+	pages notebooks exercises benchmark install
 
 install: $(STAMP)
 
@@ -24,8 +31,9 @@ $(STAMP): pyproject.toml
 ## Run the course: JupyterLab on the course index (open the printed URL in a browser).
 ## LAB_ARGS passes options to JupyterLab, e.g. make course LAB_ARGS="--no-browser --port=8890".
 ## As root (containers, cloud machines) JupyterLab refuses to start without --allow-root.
+## It listens on 127.0.0.1 only, said explicitly so that a Jupyter config of the learner's cannot widen it.
 course: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.root_dir=. notebooks/00_course_index.ipynb $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=. notebooks/00_course_index.ipynb $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 ## Run the course headlessly: execute every lesson top to bottom into build/course/, with timings.
 course-headless: $(STAMP)
@@ -33,14 +41,14 @@ course-headless: $(STAMP)
 
 ## Run every test: unit tests, exercise checks, browser checks, and every notebook under nbval.
 test: $(STAMP) browser-deps
-	$(QUIET) $(BIN)/python -m pytest tests notebooks/[0-9]*.ipynb $(NBVAL)
+	$(TEST_ENV) $(BIN)/python -m pytest tests notebooks/[0-9]*.ipynb $(NBVAL)
 
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest tests --ignore=tests/browser
+	$(TEST_ENV) $(BIN)/python -m pytest tests --ignore=tests/browser
 
 ## The browser checks alone: JupyterLab and the course site in headless Chromium (build/screenshots/).
 test-browser: $(STAMP) browser-deps
-	$(QUIET) $(BIN)/python -m pytest tests/browser
+	$(TEST_ENV) $(BIN)/python -m pytest tests/browser
 
 ## Debian's Chromium for the browser checks, installed only when missing (never a downloaded browser).
 browser-deps:
@@ -55,7 +63,11 @@ pages: $(STAMP)
 	$(BIN)/python -m nullspace.course.pages
 
 test-notebooks: $(STAMP)
-	$(QUIET) $(BIN)/python -m pytest notebooks/[0-9]*.ipynb $(NBVAL)
+	$(TEST_ENV) $(BIN)/python -m pytest notebooks/[0-9]*.ipynb $(NBVAL)
+
+## Every lesson under nbval again, as on another machine: the stored outputs must not depend on the CPU.
+test-portability: $(STAMP)
+	$(QUIET) $(OTHER_MACHINE) $(BIN)/python -m pytest notebooks/[0-9]*.ipynb $(NBVAL)
 
 ## Maintainers: re-execute the stored solution notebooks and regenerate the exercise notebooks.
 notebooks: $(STAMP)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from nullspace.continual import recipes
 from nullspace.continual.methods import AdamNSCL, AdamNSCLMethod
 from nullspace.continual.trainer import train_sequence
-from nullspace.settings import cl_benchmark_name
+from nullspace.settings import cl_benchmark_name, threads
 
 
 def format_stat(values: list[float]) -> str:
@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--benchmarks", nargs="+", default=default_benchmarks,
                         help="default: digits and gratings, or cifar100 when NULLSPACE_CL_BENCHMARK=cifar100")
     parser.add_argument("--methods", nargs="+", default=list(recipes.METHOD_NAMES))
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for these models)")
+    parser.add_argument("--threads", type=int, default=threads() or 1,
+                        help="torch threads (default: NULLSPACE_THREADS, else 1)")
     parser.add_argument("--json", help="also write every run's accuracy matrix and metrics here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

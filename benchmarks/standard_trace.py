@@ -20,6 +20,7 @@ import torch
 from nullspace.editing.world.teaching_model import TrainingConfig, fact_recall, train
 from nullspace.editing.trace import mean_indirect_effects
 from nullspace.paths import DATA_DIR
+from nullspace.settings import threads
 
 STANDARD = TrainingConfig(split=False, mlp_blocks=2, attention_blocks=2, d_ff=512, steps=1200,
                           seq_len=96, batch_size=24)
@@ -28,7 +29,8 @@ STANDARD = TrainingConfig(split=False, mlp_blocks=2, attention_blocks=2, d_ff=51
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DATA_DIR / "standard-gpt2-trace.json")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=threads() or 2,
+                        help="torch threads (default: NULLSPACE_THREADS, else 2)")
     parser.add_argument("--facts", type=int, default=40)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

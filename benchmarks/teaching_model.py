@@ -38,6 +38,7 @@ from nullspace.editing.targets import adding_to_hidden_state, compute_z
 from nullspace.editing.world.teaching_model import fact_recall
 from nullspace.editing.trace import KINDS, average_indirect_effects, trace_random_facts
 from nullspace.editing.world.facts import load_counterfact, load_world
+from nullspace.settings import threads
 from nullspace.linalg import AbsoluteRule, CovarianceAccumulator, RelativeRule, null_space
 
 
@@ -167,7 +168,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--trace-facts", type=int, default=40)
     parser.add_argument("--edits", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=threads() or 2,
+                        help="torch threads (default: NULLSPACE_THREADS, else 2)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -5,4 +5,8 @@
 ``nullspace.course`` the exercise checks and the notebook tooling.
 """
 
+from nullspace.settings import apply_threads
+
 __version__ = "0.1.0"
+
+apply_threads()  # NULLSPACE_THREADS, once, before any lesson, test or benchmark computes

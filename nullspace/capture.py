@@ -52,7 +52,11 @@ def layer_input_rows(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         cols = F.unfold(x, module.kernel_size, dilation=module.dilation,
                         padding=module.padding, stride=module.stride)  # (N, C·k·k, L)
         return cols.transpose(1, 2).reshape(-1, cols.shape[1])
-    return x.reshape(-1, input_dim(module))
+    width = input_dim(module)
+    if x.ndim == 0 or x.shape[-1] != width:
+        raise ValueError(f"the layer's input must end with its input dimension {width}, got shape {tuple(x.shape)}: "
+                         f"pass what the layer itself receives, (..., {width}).")
+    return x.reshape(-1, width)
 
 
 def weight_as_matrix(module: nn.Module) -> torch.Tensor:

@@ -4,6 +4,9 @@
     python -m nullspace.data_checksums --update # record every shipped file anew
 
 ``data/cache/`` (statistics computed on the learner's machine) is not shipped and not recorded.
+The loaders call :func:`verify_shipped` on what they read, so a modified or corrupted shipped file
+is named when it is loaded, not discovered as a wrong result later; :func:`snapshot` and
+:func:`changes` let the test run prove that it changed nothing under ``data/``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from pathlib import Path
 
 from nullspace.paths import DATA_DIR, REPO_ROOT
 
-__all__ = ["CHECKSUM_FILE", "mismatches", "read_checksums", "sha256", "shipped_files", "write_checksums"]
+__all__ = ["CHECKSUM_FILE", "ShippedFileError", "changes", "mismatches", "read_checksums", "sha256", "shipped_files",
+           "snapshot", "verify_shipped", "write_checksums"]
 
 CHECKSUM_FILE = DATA_DIR / "CHECKSUMS.sha256"
 _NOT_SHIPPED = ("cache",)
@@ -68,6 +72,80 @@ def mismatches(path: Path = CHECKSUM_FILE) -> list[str]:
         if file.relative_to(REPO_ROOT).as_posix() not in recorded:
             problems.append(f"not recorded: {file.relative_to(REPO_ROOT).as_posix()}")
     return problems
+
+
+class ShippedFileError(OSError):
+    """A file the course ships is missing or differs from its checksum in ``data/CHECKSUMS.sha256``."""
+
+
+# Files found intact in this process, with the (size, modification time) they had then.
+_VERIFIED: dict[Path, tuple[int, int]] = {}
+
+
+def _restore_advice(name: str) -> str:
+    return f"It ships with the course: restore it with `git checkout -- {name}` (from the repository root)"
+
+
+def _shown(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def verify_shipped(path: Path, checksum_file: Path | None = None) -> None:
+    """Check every shipped file at or under ``path`` against its recorded checksum.
+
+    Files that are not recorded (a world generated into another folder, say) are not checked.
+    A file is hashed once per process unless its size or modification time changes.
+
+    Raises:
+        ShippedFileError: naming each missing or modified file and how to restore it.
+    """
+    checksum_file = CHECKSUM_FILE if checksum_file is None else Path(checksum_file)
+    path = Path(path).resolve()
+    try:
+        prefix = path.relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return  # not inside the repository: nothing the course ships
+    recorded = read_checksums(checksum_file)
+    names = [name for name in recorded if name == prefix or name.startswith(prefix.rstrip("/") + "/")]
+    problems = []
+    for name in names:
+        file = REPO_ROOT / name
+        if not file.exists():
+            problems.append(f"{name} is missing. {_restore_advice(name)}.")
+            continue
+        stat = file.stat()
+        if _VERIFIED.get(file) == (stat.st_size, stat.st_mtime_ns):
+            continue
+        if sha256(file) != recorded[name]:
+            problems.append(
+                f"{name} differs from its checksum in {_shown(checksum_file)} "
+                f"(modified or corrupted). {_restore_advice(name)}; if you regenerated it on purpose, record it "
+                "with `python -m nullspace.data_checksums --update`.")
+            continue
+        _VERIFIED[file] = (stat.st_size, stat.st_mtime_ns)
+    if problems:
+        raise ShippedFileError("\n".join(problems))
+
+
+def snapshot(directory: Path = DATA_DIR) -> dict[str, str]:
+    """``{path relative to directory: SHA-256}`` of every file under ``directory`` (nothing left out:
+    shipped files, the checksum list and cached statistics alike)."""
+    directory = Path(directory)
+    if not directory.exists():
+        return {}
+    return {p.relative_to(directory).as_posix(): sha256(p) for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def changes(before: dict[str, str], after: dict[str, str]) -> dict[str, list[str]]:
+    """What differs between two :func:`snapshot` results: ``changed``, ``deleted`` and ``added`` paths."""
+    return {
+        "changed": sorted(name for name in before.keys() & after.keys() if before[name] != after[name]),
+        "deleted": sorted(before.keys() - after.keys()),
+        "added": sorted(after.keys() - before.keys()),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

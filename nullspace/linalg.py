@@ -22,7 +22,6 @@ Conventions used throughout the package:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol
@@ -30,11 +29,14 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from nullspace.validation import PSD_TOLERANCE, require_int, require_number, require_real_tensor
+
 __all__ = [
     "AbsoluteRule",
     "CovarianceAccumulator",
     "EmptyNullSpaceError",
     "EnergyRule",
+    "FullNullSpaceError",
     "MinRatioRule",
     "NullSpace",
     "RelativeRule",
@@ -51,11 +53,13 @@ class EmptyNullSpaceError(ValueError):
     """Raised when a selection rule keeps no direction at all (nothing could be updated)."""
 
 
+class FullNullSpaceError(ValueError):
+    """Raised when a selection rule counts every direction as null although the covariance is not
+    zero: ``P = I`` then protects nothing (the mirror image of :class:`EmptyNullSpaceError`)."""
+
+
 def _as_float64(x: ArrayLike, name: str) -> torch.Tensor:
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}.")
+    x = require_real_tensor(x, name, hint="pass a torch.Tensor or numpy.ndarray")
     return x.detach().to(dtype=torch.float64, device="cpu")
 
 
@@ -80,9 +84,7 @@ class CovarianceAccumulator:
     """
 
     def __init__(self, dim: int) -> None:
-        if dim <= 0:
-            raise ValueError(f"dim must be a positive integer, got {dim}.")
-        self.dim = dim
+        self.dim = require_int(dim, "dim", minimum=1, hint="It is the length of one input row.")
         self.sum = torch.zeros(dim, dim, dtype=torch.float64)
         self.count = 0
 
@@ -118,24 +120,27 @@ class CovarianceAccumulator:
         return f"CovarianceAccumulator(dim={self.dim}, count={self.count})"
 
 
-def validate_covariance(matrix: ArrayLike, *, symmetry_tol: float = 1e-6) -> torch.Tensor:
-    """Return ``matrix`` as float64 after checking it is a finite, square, symmetric matrix.
+def validate_covariance(matrix: ArrayLike, *, symmetry_tol: float = 1e-6, name: str = "the covariance",
+                        device: torch.device | str | None = "cpu") -> torch.Tensor:
+    """Return ``matrix`` as float64 (on ``device``; None keeps its own) after checking it is a
+    finite, real, square, symmetric matrix.
 
-    Raises ``ValueError`` naming the problem otherwise.
+    Raises ``TypeError`` (not a real tensor) or ``ValueError`` naming the problem and ``name``.
     """
-    c = _as_float64(matrix, "the covariance")
+    c = require_real_tensor(matrix, name, hint="pass a torch.Tensor or numpy.ndarray")
+    c = c.detach().to(dtype=torch.float64, device=c.device if device is None else device)
     if c.ndim != 2 or c.shape[0] != c.shape[1]:
         raise ValueError(
-            f"a covariance must be a square (d, d) matrix, got shape {tuple(c.shape)}. "
+            f"{name} must be a square (d, d) matrix, got shape {tuple(c.shape)}. "
             "If you hold the inputs X of shape (n, d), pass X.T @ X / n (or use "
             "CovarianceAccumulator)."
         )
-    _require_finite(c, "the covariance")
+    _require_finite(c, name)
     scale = float(c.abs().max()) if c.numel() else 0.0
     asym = float((c - c.T).abs().max()) if c.numel() else 0.0
     if asym > symmetry_tol * max(scale, 1e-300):
         raise ValueError(
-            f"the covariance is not symmetric (max |C - Cᵀ| = {asym:.3g}, max |C| = {scale:.3g}). "
+            f"{name} is not symmetric (max |C - Cᵀ| = {asym:.3g}, max |C| = {scale:.3g}). "
             "An uncentered covariance XᵀX/n is always symmetric; symmetrise with (C + C.T) / 2 "
             "if the asymmetry is round-off."
         )
@@ -155,8 +160,7 @@ class SelectionRule(Protocol):
 
 
 def _check_positive(value: float, name: str, rule: str) -> None:
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{rule}: {name} must be a finite non-negative number, got {value}.")
+    require_number(value, f"{rule}: {name}", minimum=0.0)
 
 
 @dataclass(frozen=True)
@@ -314,8 +318,13 @@ class NullSpace:
         Uses whichever low-rank form is cheaper: ``u U2 U2ᵀ`` when the null space is small,
         ``u − u U1 U1ᵀ`` when the protected space is small. Both equal ``u P``. The result has
         the dtype and device of ``update``.
+
+        Raises:
+            TypeError: ``update`` is not a tensor, or is an integer or complex tensor.
+            ValueError: its last dimension is not ``d``.
         """
-        if update.shape[-1] != self.dim:
+        update = require_real_tensor(update, "update", floating=True)
+        if update.ndim == 0 or update.shape[-1] != self.dim:
             raise ValueError(
                 f"the update's last dimension must be the input dimension {self.dim}, got shape "
                 f"{tuple(update.shape)}. View conv weights as (out, C·k·k) first."
@@ -353,6 +362,7 @@ def null_space(
     rule: SelectionRule,
     *,
     allow_empty: bool = False,
+    allow_full: bool = False,
 ) -> NullSpace:
     """Decompose a covariance and select its approximate null space with ``rule``.
 
@@ -362,13 +372,30 @@ def null_space(
             :class:`EnergyRule` (or any object with ``null_mask`` and ``describe``).
         allow_empty: return an empty null space instead of raising. An empty null space means the
             layer cannot change at all; it is almost always a threshold mistake.
+        allow_full: return a null space holding every direction (``P = I``) instead of raising,
+            although the covariance is not zero. Such a projector protects nothing; it is almost
+            always a threshold above ``λ_max``. (A zero covariance, with no input to protect,
+            is always accepted.)
 
     Raises:
-        ValueError: the matrix is not square, symmetric and finite.
+        TypeError: ``rule`` is not a selection rule.
+        ValueError: the matrix is not square, symmetric, finite, real and positive semi-definite.
         EmptyNullSpaceError: the rule selects no direction (and ``allow_empty`` is False).
+        FullNullSpaceError: the rule selects every direction of a non-zero covariance (and
+            ``allow_full`` is False).
     """
+    if not (callable(getattr(rule, "null_mask", None)) and callable(getattr(rule, "describe", None))):
+        raise TypeError(f"rule must be a selection rule such as AbsoluteRule(2e-2) or RelativeRule(1e-3), got "
+                        f"{type(rule).__name__} {rule!r}.")
     c = validate_covariance(covariance)
     eigenvalues, eigenvectors = torch.linalg.eigh(c)
+    scale = float(torch.linalg.vector_norm(eigenvalues))
+    if c.numel() and float(eigenvalues[0]) < -PSD_TOLERANCE * scale:
+        raise ValueError(
+            f"the covariance is not positive semi-definite: its smallest eigenvalue is {float(eigenvalues[0]):.3g} "
+            f"against a largest of {float(eigenvalues[-1]):.3g}. An uncentered covariance XᵀX/n never has negative "
+            "eigenvalues: pass XᵀX/n of the inputs (CovarianceAccumulator), not a difference of covariances "
+            "or an arbitrary symmetric matrix.")
     # Singular values of a symmetric PSD matrix are |eigenvalues|; sort ascending again, since
     # round-off can make tiny eigenvalues negative.
     singular = eigenvalues.abs()
@@ -382,9 +409,17 @@ def null_space(
             "(a larger a or ratio, a smaller energy fraction) or pass allow_empty=True to freeze "
             "the layer on purpose."
         )
+    if bool(mask.all()) and float(singular[-1]) > 0 and not allow_full:
+        raise FullNullSpaceError(
+            f"the rule '{rule.describe()}' counts every direction as null ({_spectrum_description(singular)}), so "
+            "P = I and the update is not restricted at all: every protected input's output would change. "
+            "Lower the threshold below the largest eigenvalue (a smaller absolute threshold, or a "
+            "scale-free RelativeRule), or pass allow_full=True to protect nothing on purpose."
+        )
     return NullSpace(eigenvalues=singular, eigenvectors=eigenvectors, mask=mask, rule=rule.describe())
 
 
 def null_space_projector(covariance: ArrayLike, rule: SelectionRule) -> torch.Tensor:
-    """The dense projector ``P = U2 U2ᵀ`` onto the approximate null space of ``covariance``."""
+    """The dense projector ``P = U2 U2ᵀ`` onto the approximate null space of ``covariance``
+    (raises as :func:`null_space` does)."""
     return null_space(covariance, rule).projector()

@@ -44,6 +44,7 @@ def test_record_covariances_accumulates_and_removes_hooks():
     assert not model[0]._forward_hooks and not model[2]._forward_hooks
 
 
+@pytest.mark.bad_input
 def test_unsupported_layers_are_named():
     with pytest.raises(TypeError, match="unsupported layer type ReLU"):
         input_dim(nn.ReLU())

@@ -111,7 +111,8 @@ def test_a_null_space_for_a_parameter_outside_the_optimizer_is_an_error():
     with pytest.raises(ValueError, match="silently skipped"):
         AdamNSCL(other.parameters(), null_spaces={layer.weight: ns})
     with pytest.raises(ValueError, match="dimension"):
-        AdamNSCL(layer.parameters(), null_spaces={layer.weight: null_space(torch.eye(5), RelativeRule(2.0))})
+        full = null_space(torch.eye(5), RelativeRule(2.0), allow_full=True)
+        AdamNSCL(layer.parameters(), null_spaces={layer.weight: full})
 
 
 def test_without_null_spaces_it_is_plain_adam_and_frobenius_scale_divides_by_sqrt_k():

@@ -90,6 +90,7 @@ def test_rome_inserts_the_key_exactly_and_matches_the_formula():
     assert relative(exact_there @ bare, r) <= 1e-10
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("bad", ["rows", "square"])
 def test_bad_shapes_raise_clear_errors(bad):
     keys, residuals = torch.zeros(3, 4), torch.zeros(3, 2)

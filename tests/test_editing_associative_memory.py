@@ -61,6 +61,7 @@ def test_overlapping_keys_cannot_be_edited_without_damage():
     assert memit.preserved_error[-1] > 0.1  # MEMIT edits by overwriting preserved pairs
 
 
+@pytest.mark.bad_input
 def test_sample_keys_geometry_and_errors():
     g = torch.Generator().manual_seed(0)
     assert torch.linalg.matrix_rank(sample_keys(100, 20, "confined", g, rank=5)) == 5

@@ -79,8 +79,13 @@ def test_zsre_token_accuracy_and_the_locality_suffix(toy):
     assert set(scores) == {"efficacy", "generalization", "specificity"}
     assert all(v in (0.0, 100.0) for v in scores.values())  # one-token answers: right or wrong
     # the official suffix "?" and the course's "? A:" score the same answer after different prompts
+    # ("nq question:" holds words the toy tokenizer does not know: read as <|unk|>, as the official code would)
     for suffix in (OFFICIAL_LOC_SUFFIX, COURSE_LOC_SUFFIX):
-        expected = 100.0 * fact_accuracy(model, tokenizer, [record.loc + suffix], [record.loc_ans]) / 100
+        ids = tokenizer(record.loc + suffix, add_special_tokens=False)["input_ids"]
+        (answer,) = tokenizer(" " + record.loc_ans, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            predicted = int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax())
+        expected = 100.0 if predicted == answer else 0.0
         assert zsre_scores(model, tokenizer, [record], loc_suffix=suffix)["specificity"] == expected
 
 

@@ -165,6 +165,7 @@ def test_shipped_world_is_the_seeded_generation():
     assert shipped.people == generate_world(shipped.seed, len(shipped.people)).people
 
 
+@pytest.mark.bad_input
 def test_bad_arguments_give_clear_errors(world):
     with pytest.raises(ValueError, match="at least 10"):
         generate_world(n_people=3)

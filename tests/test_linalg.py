@@ -55,6 +55,7 @@ def test_merge_is_the_sample_weighted_average_of_eq4():
     assert (a.count, b.count) == (50, 150)  # merge does not mutate its operands
 
 
+@pytest.mark.bad_input
 def test_accumulator_accepts_numpy_and_rejects_bad_batches():
     acc = CovarianceAccumulator(3)
     acc.update(np.eye(3))
@@ -145,16 +146,19 @@ def test_min_ratio_rule_collapses_on_a_rank_deficient_covariance():
 
 # --- errors that say what to do ------------------------------------------------------------------
 
+@pytest.mark.bad_input
 def test_non_square_matrix_is_rejected_with_advice():
     with pytest.raises(ValueError, match=r"square \(d, d\).*X.T @ X / n"):
         null_space(torch.ones(5, 3), RelativeRule())
 
 
+@pytest.mark.bad_input
 def test_non_symmetric_matrix_is_rejected():
     with pytest.raises(ValueError, match="not symmetric"):
         validate_covariance(torch.tensor([[1.0, 2.0], [0.0, 1.0]]))
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_nan_and_inf_are_rejected(bad):
     c = torch.eye(3)
@@ -166,11 +170,13 @@ def test_nan_and_inf_are_rejected(bad):
 @pytest.mark.parametrize("make_rule", [lambda: MinRatioRule(-1), lambda: AbsoluteRule(-0.1),
                                        lambda: RelativeRule(float("nan")), lambda: EnergyRule(0.0),
                                        lambda: EnergyRule(1.5)])
+@pytest.mark.bad_input
 def test_negative_or_out_of_range_thresholds_are_rejected(make_rule):
     with pytest.raises(ValueError, match="must"):
         make_rule()
 
 
+@pytest.mark.bad_input
 def test_a_rule_that_selects_nothing_names_the_rule_and_the_spectrum():
     cov = diagonal_covariance([1.0, 2.0, 3.0])
     with pytest.raises(EmptyNullSpaceError, match=r"λ < 0.02.*3 eigenvalues, min 1, median 2, max 3"):
@@ -178,6 +184,7 @@ def test_a_rule_that_selects_nothing_names_the_rule_and_the_spectrum():
     assert null_space(cov, AbsoluteRule(2e-2), allow_empty=True).null_dim == 0
 
 
+@pytest.mark.bad_input
 def test_project_rejects_mismatched_update():
     ns = null_space(diagonal_covariance(SPECTRUM), RelativeRule())
     with pytest.raises(ValueError, match="last dimension must be the input dimension 8"):

@@ -59,6 +59,7 @@ def test_loading_works_offline():
     assert out.stdout.startswith("GPT2LMHeadModel")
 
 
+@pytest.mark.bad_input
 def test_missing_gpt2_xl_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -102,6 +103,7 @@ def test_keys_are_the_inputs_of_the_ffn_output_matrix(shipped):
     torch.testing.assert_close(value, captured[0][0, 0], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.bad_input
 def test_context_averaging_and_bad_prompts(shipped):
     model, tokenizer, world = shipped
     name = world.people[1].name

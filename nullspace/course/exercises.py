@@ -1,177 +1,173 @@
-"""Generate learner notebooks from the solution notebooks (one source for both).
+"""Learner notebooks from the solution notebooks, by nbgrader (one source for both).
 
-A solution notebook marks its exercises with cell tags:
+``python -m nullspace.course.exercises`` does two things for every lesson with exercises:
 
-* ``setup``: imports and seeds; exercise cells may use only names defined in setup cells.
-* ``exercise``: a code cell whose solution lines sit between ``# BEGIN SOLUTION`` and
-  ``# END SOLUTION`` comment lines; the generator replaces each block with a
-  ``raise NotImplementedError`` at the same indentation.
-* ``check``: the code cell right after an exercise, one expression calling a check from
-  ``nullspace.course.checks`` on the learner's function(s); it shows a verdict.
-* ``solution-only``: dropped from the learner version (worked answers, for instance).
+1. stores nbgrader's metadata in the solution notebook (:func:`nullspace.course.nbgrader_source.
+   mark_for_nbgrader`: exercise cells become solution cells, check cells autograded tests);
+2. runs ``nbgrader generate_assignment`` with the course's settings
+   (:mod:`nullspace.course.classroom`) and writes the release version to ``notebooks/exercises/``.
 
-The learner version keeps every other cell and its stored output (so it reads well before it is
-run) and clears the outputs of exercise and check cells. Run as
-``python -m nullspace.course.exercises [--check]``.
+With ``--check`` it writes nothing and fails when either would change a file. The functions
+below also give the tests each exercise with the cells it needs (:func:`exercise_cells`).
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
+from nullspace.course.classroom import CODE_STUB, generate_learner_notebooks
+from nullspace.course.nbgrader_source import (
+    BEGIN_HIDDEN,
+    END_HIDDEN,
+    ExerciseHeader,
+    exercise_header,
+    mark_for_nbgrader,
+    tags,
+)
 from nullspace.paths import EXERCISES_DIR, NOTEBOOKS_DIR
 
 __all__ = [
     "Exercise",
     "exercise_cells",
-    "exercise_notebook",
+    "learner_source",
+    "lessons_with_exercises",
     "solution_notebooks",
     "stub_source",
     "write_exercise_notebooks",
 ]
 
-BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION\s*$")
-END = re.compile(r"^[ \t]*# END SOLUTION\s*$")
-STUB_MESSAGE = "Exercise {exercise}: write your solution here"
-
 
 @dataclass(frozen=True)
 class Exercise:
-    """An exercise cell of a solution notebook with the setup and check cells that go with it."""
+    """One exercise of a solution notebook, with what it needs to run on its own.
+
+    ``preceding_sources`` are the notebook's setup cells and its earlier exercise cells (an
+    exercise may build on the ones before it), in notebook order; ``check_source`` is the check
+    cell as the learner sees it (without nbgrader's hidden test); ``description`` is the markdown
+    cell that introduces the exercise.
+    """
 
     notebook: Path
-    exercise: str
-    setup_sources: tuple[str, ...]
+    header: ExerciseHeader
+    preceding_sources: tuple[str, ...]
     solution_source: str
     check_source: str
+    description: str
+
+    @property
+    def exercise(self) -> str:
+        return self.header.exercise
 
 
-def _tags(cell: nbformat.NotebookNode) -> set[str]:
-    return set(cell.get("metadata", {}).get("tags", []))
+def learner_source(check_source: str) -> str:
+    """A check cell without nbgrader's hidden test region (what ``generate_assignment`` leaves)."""
+    out, hidden = [], False
+    for line in check_source.splitlines():
+        if BEGIN_HIDDEN in line:
+            hidden = True
+        elif END_HIDDEN in line:
+            hidden = False
+        elif not hidden:
+            out.append(line)
+    return "\n".join(out)
 
 
-def _exercise_id(source: str, notebook: Path, index: int) -> str:
-    match = re.search(r"^# Exercise (\S+)", source, flags=re.MULTILINE)
-    if not match:
-        raise ValueError(f"{notebook.name}: exercise cell {index} must start with a '# Exercise N.M' comment.")
-    return match.group(1)
-
-
-def stub_source(source: str, exercise: str) -> str:
-    """Replace every ``# BEGIN SOLUTION`` … ``# END SOLUTION`` block with a NotImplementedError."""
-    out: list[str] = []
-    inside = False
-    blocks = 0
-    for line in source.splitlines():
-        begin = BEGIN.match(line)
-        if begin:
-            if inside:
-                raise ValueError(f"exercise {exercise}: nested '# BEGIN SOLUTION'.")
-            inside, blocks = True, blocks + 1
-            message = STUB_MESSAGE.format(exercise=exercise)
-            out.append(f'{begin.group("indent")}raise NotImplementedError("{message}")')
-        elif END.match(line):
-            if not inside:
-                raise ValueError(f"exercise {exercise}: '# END SOLUTION' without a BEGIN.")
+def stub_source(solution_source: str) -> str:
+    """An exercise cell as nbgrader releases it: each solution region replaced by the stub."""
+    out, inside = [], False
+    for line in solution_source.splitlines():
+        if "BEGIN SOLUTION" in line:
+            inside = True
+            out.append(line[: len(line) - len(line.lstrip())] + CODE_STUB)
+        elif "END SOLUTION" in line:
             inside = False
         elif not inside:
             out.append(line)
     if inside:
-        raise ValueError(f"exercise {exercise}: '# BEGIN SOLUTION' is never closed.")
-    if blocks == 0:
-        raise ValueError(f"exercise {exercise}: the cell has no '# BEGIN SOLUTION' block.")
+        raise ValueError("a BEGIN SOLUTION region is never closed: add its END SOLUTION line, or nbgrader would "
+                         "release the rest of the cell as solution.")
     return "\n".join(out)
 
 
 def exercise_cells(path: Path) -> list[Exercise]:
-    """The exercises of a solution notebook, each with its setup cells and its check."""
+    """The exercises of a solution notebook, in order (see :class:`Exercise`)."""
     nb = nbformat.read(path, as_version=4)
-    setups: list[str] = []
+    preceding: list[str] = []
     found: list[Exercise] = []
-    cells = nb.cells
-    for index, cell in enumerate(cells):
-        tags = _tags(cell)
-        if cell.cell_type == "code" and "setup" in tags:
-            setups.append(cell.source)
-        if cell.cell_type == "code" and "exercise" in tags:
-            exercise = _exercise_id(cell.source, path, index)
-            following = next((c for c in cells[index + 1:] if c.cell_type == "code"), None)
-            if following is None or "check" not in _tags(following):
-                raise ValueError(f"{path.name}: exercise {exercise} is not followed by a 'check' cell.")
-            found.append(Exercise(path, exercise, tuple(setups), cell.source, following.source))
-    return found
-
-
-def exercise_notebook(path: Path) -> nbformat.NotebookNode:
-    """The learner version of the solution notebook at ``path``."""
-    nb = nbformat.read(path, as_version=4)
-    cells = []
+    description = ""
     for index, cell in enumerate(nb.cells):
-        tags = _tags(cell)
-        if "solution-only" in tags:
+        if cell.cell_type == "markdown":
+            description = cell.source
             continue
-        if cell.cell_type == "code" and "exercise" in tags:
-            cell.source = stub_source(cell.source, _exercise_id(cell.source, path, index))
-        if cell.cell_type == "code" and tags & {"exercise", "check"}:
-            cell.outputs = []
-            cell.execution_count = None
-        cells.append(cell)
-    banner = nbformat.v4.new_markdown_cell(
-        f"> **Exercise version** of [`{path.name}`](../{path.name}), generated by "
-        "`python -m nullspace.course.exercises`; do not edit it by hand. Fill in each "
-        "`raise NotImplementedError`, run the check cell under it, and compare with the "
-        "solution notebook when you are done. Figures and numbers shown before you run the "
-        "notebook are those of the solution run."
-    )
-    banner.id = "exercise-banner"
-    banner.metadata = {}
-    nb.cells = [banner, *cells]
-    return nb
+        cell_tags = tags(cell)
+        if "setup" in cell_tags:
+            preceding.append(cell.source)
+        if "exercise" not in cell_tags:
+            continue
+        header = exercise_header(cell.source, f"{path.name}, cell {index}")
+        check = next((c for c in nb.cells[index + 1:] if c.cell_type == "code"), None)
+        if check is None or "check" not in tags(check):
+            raise ValueError(f"{path.name}: exercise {header.exercise} is not followed by a 'check' cell.")
+        found.append(Exercise(path, header, tuple(preceding), cell.source, learner_source(check.source),
+                              description))
+        preceding.append(cell.source)
+    return found
 
 
 def solution_notebooks(directory: Path = NOTEBOOKS_DIR) -> list[Path]:
     """The numbered solution notebooks, in teaching order."""
-    return sorted(p for p in directory.glob("[0-9][0-9]_*.ipynb"))
+    return sorted(directory.glob("[0-9][0-9]_*.ipynb"))
+
+
+def lessons_with_exercises(directory: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The numbered solution notebooks that have exercises, in teaching order."""
+    return [p for p in solution_notebooks(directory) if exercise_cells(p)]
 
 
 def _render(nb: nbformat.NotebookNode) -> str:
     return nbformat.writes(nb) + "\n"
 
 
+def _update(path: Path, text: str, check: bool, stale: list[Path]) -> None:
+    current = path.read_text(encoding="utf-8") if path.exists() else None
+    if current != text:
+        stale.append(path)
+        if not check:
+            path.write_text(text, encoding="utf-8")
+
+
 def write_exercise_notebooks(check: bool = False) -> list[Path]:
-    """Write (or with ``check``, compare) every exercise notebook; return the stale ones."""
-    stale = []
+    """Store nbgrader's metadata in the solution notebooks and write the learner versions (or,
+    with ``check``, only compare); return the files that were (or would be) changed."""
+    stale: list[Path] = []
+    notebooks = lessons_with_exercises()
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        _update(path, _render(mark_for_nbgrader(nb, path.name)), check, stale)
+    if check and stale:
+        return stale  # learner versions come from the marked sources: stale either way
     EXERCISES_DIR.mkdir(exist_ok=True)
-    for path in solution_notebooks():
-        if not exercise_cells(path):
-            continue
-        target = EXERCISES_DIR / path.name
-        text = _render(exercise_notebook(path))
-        current = target.read_text(encoding="utf-8") if target.exists() else None
-        if current != text:
-            stale.append(target)
-            if not check:
-                target.write_text(text, encoding="utf-8")
+    for path, released in generate_learner_notebooks(notebooks).items():
+        _update(EXERCISES_DIR / path.name, _render(released), check, stale)
     return stale
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true",
-                        help="fail if an exercise notebook differs from what would be generated")
+                        help="fail if a solution notebook's nbgrader metadata or a learner notebook is out of date")
     args = parser.parse_args(argv)
     stale = write_exercise_notebooks(check=args.check)
+    names = ", ".join(str(p.relative_to(NOTEBOOKS_DIR)) for p in stale)
     if args.check and stale:
-        names = ", ".join(p.name for p in stale)
-        print(f"exercise notebooks out of date: {names}. Run `python -m nullspace.course.exercises`.")
+        print(f"out of date: {names}. Run `python -m nullspace.course.exercises`.")
         return 1
-    print(("checked" if args.check else "wrote") + f" exercise notebooks ({len(stale)} changed)")
+    print(("checked" if args.check else "wrote") + f" exercise notebooks ({len(stale)} changed{': ' + names if stale else ''})")
     return 0
 
 

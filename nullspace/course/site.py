@@ -15,20 +15,53 @@ from pathlib import Path
 
 from nullspace.paths import BUILD_DIR, REPO_ROOT
 
-__all__ = ["SITE_DIR", "build_site", "main"]
+__all__ = ["MARKER", "SITE_DIR", "SiteFolderError", "build_site", "main"]
 
 SITE_DIR = BUILD_DIR / "site"
 LANDING_PAGE = "docs/index.html"
+# Written into every output folder before a build: only a folder holding it is ever emptied.
+MARKER = ".nullspace-course-site"
+
+
+class SiteFolderError(FileExistsError):
+    """The output folder holds something the course did not make; it is left untouched."""
+
+
+def _clear_own_output(output: Path) -> None:
+    """Empty ``output`` if the course made it; refuse anything else, deleting nothing."""
+    if not output.exists():
+        return
+    if not output.is_dir():
+        raise SiteFolderError(f"{output} is a file, not a folder: give a new or empty folder for the site.")
+    entries = sorted(p.name for p in output.iterdir())
+    if not entries:
+        return
+    legacy_default = output.resolve() == SITE_DIR.resolve() and (output / "index.html").exists()
+    if MARKER not in entries and not legacy_default:
+        shown = ", ".join(entries[:5]) + (" …" if len(entries) > 5 else "")
+        raise SiteFolderError(
+            f"{output} is not empty and was not made by the course site builder (it holds {shown}); nothing "
+            "was deleted. Give a new or empty folder, or leave the argument out to build into build/site.")
+    shutil.rmtree(output)
 
 
 def build_site(output: Path = SITE_DIR) -> Path:
     """Build the site into ``output`` from scratch and return the path of its entry page.
 
-    A clean build, so pages of deleted notebooks never linger. Raises ``RuntimeError`` with
-    Sphinx's own output when the build fails.
+    A clean build, so pages of deleted notebooks never linger: a folder the course made (it holds
+    the marker file ``.nullspace-course-site``) is emptied first; a new or empty folder is used as
+    it is.
+
+    Raises:
+        SiteFolderError: ``output`` is a file, or a non-empty folder the course did not make
+            (nothing is deleted).
+        RuntimeError: the Sphinx build failed (with Sphinx's own output).
     """
-    if output.exists():
-        shutil.rmtree(output)
+    output = Path(output)
+    _clear_own_output(output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / MARKER).write_text("Made by `python -m nullspace.course.site`; rebuilding empties this folder.\n",
+                                 encoding="utf-8")
     command = [sys.executable, "-m", "sphinx", "-q", "-b", "html", "-c", str(REPO_ROOT / "docs"),
                str(REPO_ROOT), str(output)]
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
@@ -49,7 +82,11 @@ def build_site(output: Path = SITE_DIR) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     output = Path(args[0]).resolve() if args else SITE_DIR
-    entry = build_site(output)
+    try:
+        entry = build_site(output)
+    except SiteFolderError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"built the course site: open {entry}")
     return 0
 

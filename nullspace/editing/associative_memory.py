@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from nullspace.validation import require_int
+
 __all__ = [
     "KEY_GEOMETRIES",
     "AssociativeMemory",
@@ -145,8 +147,7 @@ def edit_sequentially(
     """
     if new_keys.shape[0] != new_values.shape[0]:
         raise ValueError("new_keys and new_values must have the same number of rows.")
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}.")
+    batch_size = require_int(batch_size, "batch_size", minimum=1)
     weight = memory.weight.clone()
     edited_covariance = torch.zeros(weight.shape[1], weight.shape[1], dtype=torch.float64)
     trace = SequentialTrace()

@@ -50,7 +50,7 @@ def sampled_context_templates(model, tokenizer, lengths: Sequence[tuple[int, int
             raise ValueError(f"count {count} is not a multiple of the {len(openings)} openings.")
         prompts = [opening for opening in openings for _ in range(count // len(openings))]
         texts = generate(model, tokenizer, prompts, max_length=length, seed=seed + length,
-                         skip_special_tokens=False)
+                         skip_special_tokens=False, known_words_only=False)
         templates += [_as_template(text, tokenizer.eos_token) for text in texts]
     return tuple(templates)
 

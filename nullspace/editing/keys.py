@@ -16,17 +16,18 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from nullspace.editing import architectures
 from nullspace.editing.hparams import KEY_WEIGHTINGS
+from nullspace.editing.prompts import encode_right_padded, require_known_words, unknown_token_id
+from nullspace.validation import require_int
 
 __all__ = ["compute_ks", "context_weights", "ffn_output_layer", "keys_at", "read_module", "subject_token_index"]
 
 
 def ffn_output_layer(model: PreTrainedModel, layer: int) -> nn.Module:
-    """The FFN output matrix ``W`` of block ``layer`` (GPT-2's ``transformer.h[layer].mlp.c_proj``)."""
-    blocks = model.transformer.h
-    if not 0 <= layer < len(blocks):
-        raise IndexError(f"layer {layer} does not exist: the model has blocks 0..{len(blocks) - 1}.")
-    return blocks[layer].mlp.c_proj
+    """The FFN output matrix ``W`` of block ``layer`` (GPT-2 ``c_proj``, GPT-J ``fc_out``, Llama
+    ``down_proj``: :mod:`nullspace.editing.architectures`)."""
+    return architectures.ffn_output(model, require_int(layer, "layer"))
 
 
 def subject_token_index(tokenizer: PreTrainedTokenizerBase, prompt: str, subject: str) -> int:
@@ -34,14 +35,27 @@ def subject_token_index(tokenizer: PreTrainedTokenizerBase, prompt: str, subject
 
     ``prompt`` contains ``{}`` where the subject goes (the CounterFact convention). The index is
     the length of the tokenised text up to and including the subject, minus one.
+
+    Raises:
+        TypeError: ``prompt`` or ``subject`` is not a string.
+        ValueError: the prompt has no or several ``{}``; the subject is empty; a word is unknown
+            to the tokenizer.
     """
+    if not isinstance(prompt, str) or not isinstance(subject, str):
+        raise TypeError(f"prompt and subject must be strings, got {type(prompt).__name__} and "
+                        f"{type(subject).__name__}.")
     if prompt.count("{}") != 1:
         raise ValueError(f"the prompt must contain exactly one '{{}}' for the subject, got {prompt!r}.")
+    if not subject.strip():
+        raise ValueError(f"the subject is empty (prompt {prompt!r}): give the name the prompt is about.")
     before = prompt[: prompt.index("{}")]
-    n_tokens = len(tokenizer(before + subject, add_special_tokens=False)["input_ids"])
-    if n_tokens == 0:
+    ids = tokenizer(before + subject, add_special_tokens=False)["input_ids"]
+    if unknown_token_id(tokenizer) in ids:
+        require_known_words(tokenizer, [subject], "subject")
+        require_known_words(tokenizer, [prompt], "prompt")
+    if not ids:
         raise ValueError(f"the subject {subject!r} encodes to no token.")
-    return n_tokens - 1
+    return len(ids) - 1
 
 
 class _StopForward(Exception):
@@ -76,17 +90,22 @@ def read_module(model: PreTrainedModel, module: nn.Module, inputs: dict[str, tor
 def keys_at(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, layer: int,
             texts: Sequence[str], positions: Sequence[int], batch_size: int = 256) -> torch.Tensor:
     """The keys (inputs of ``c_proj`` in block ``layer``) at one position per text,
-    shape ``(len(texts), d_ff)``."""
+    shape ``(len(texts), d_ff)``. Positions count tokens from the start of each text, whatever the
+    tokenizer's padding side (batches are padded on the right here)."""
     if len(texts) != len(positions):
         raise ValueError(f"got {len(texts)} texts but {len(positions)} positions.")
+    batch_size = require_int(batch_size, "batch_size", minimum=1)
     module = ffn_output_layer(model, layer)
     device = next(model.parameters()).device
     rows = []
     for start in range(0, len(texts), batch_size):
-        enc = tokenizer(list(texts[start:start + batch_size]), return_tensors="pt", padding=True,
-                        add_special_tokens=False)
-        keys = read_module(model, module, {k: v.to(device) for k, v in enc.items()}, read_input=True)
+        enc = encode_right_padded(tokenizer, texts[start:start + batch_size], device)
         index = torch.tensor(positions[start:start + batch_size], device=device)
+        lengths = enc["attention_mask"].sum(1)
+        if bool((index < 0).any() or (index >= lengths).any()):
+            raise ValueError("a position lies outside its text: positions count tokens from the start of "
+                             "each text (subject_token_index gives them).")
+        keys = read_module(model, module, enc, read_input=True)
         rows.append(keys[torch.arange(len(index), device=device), index].float().cpu())
     return torch.cat(rows)
 
@@ -122,9 +141,23 @@ def compute_ks(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, layer
     prompt (``"{}"`` is the prompt alone; ``"Kelric owns a dog. {}"`` puts a sentence before it),
     as in MEMIT's ``compute_ks``; the contexts are weighted by :func:`context_weights`
     (``"grouped"``: MEMIT/AlphaEdit, ``"flat"``: ROME). Returns ``(len(prompts), d_ff)`` in float32.
+    The result does not depend on the tokenizer's padding side.
+
+    Raises:
+        ValueError: no prompts, mismatched lengths, a prompt or template without its ``{}``, or a
+            word the tokenizer does not know (naming the argument and the words).
     """
+    if isinstance(prompts, str) or isinstance(subjects, str):
+        raise TypeError("prompts and subjects must be lists of strings (one per request), not a single string.")
     if len(prompts) != len(subjects):
         raise ValueError(f"got {len(prompts)} prompts but {len(subjects)} subjects.")
+    if not prompts:
+        raise ValueError("no prompts given: compute_ks needs at least one (prompt, subject) pair.")
+    if isinstance(context_templates, str) or not context_templates:
+        raise ValueError("context_templates must be a non-empty list of templates with '{}', e.g. ('{}',).")
+    require_known_words(tokenizer, subjects, "subjects")
+    require_known_words(tokenizer, prompts, "prompts")
+    require_known_words(tokenizer, context_templates, "context_templates")
     weights = context_weights(context_templates, weighting)
     texts, positions = [], []
     for prompt, subject in zip(prompts, subjects):

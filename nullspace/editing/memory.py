@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nullspace.validation import require_number
+
 __all__ = ["ffn_key_value", "least_squares_update", "rank_one_update"]
 
 
@@ -29,7 +31,10 @@ def rank_one_update(weight: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     """The smallest ``Δ`` (Frobenius norm) with ``(W + Δ) k = v``: ``Δ = (v − W k) kᵀ / (kᵀ k)``.
 
     It ignores every other key, so any key ``k0`` with ``kᵀ k0 ≠ 0`` is changed too.
+    Raises ``ValueError`` for a zero key (no update can write through it).
     """
+    if not bool((key != 0).any()):
+        raise ValueError("key is zero: no update of W can change W k. Pass the key of the fact to edit.")
     residual = value - weight @ key
     return torch.outer(residual, key) / (key @ key)
 
@@ -44,6 +49,7 @@ def least_squares_update(weight: torch.Tensor, preserved_keys: torch.Tensor, new
     per row. ``ridge · I`` is added to the matrix to invert, which is singular when the keys do
     not span all ``d_in`` directions. Computed in float64; returned in ``weight``'s dtype.
     """
+    ridge = require_number(ridge, "ridge", minimum=0.0, hint="It is the εI that makes the matrix invertible.")
     if new_keys.ndim != 2 or new_values.ndim != 2 or len(new_keys) != len(new_values):
         raise ValueError(f"new_keys (n1, d_in) and new_values (n1, d_out) need one row per fact; got "
                          f"{tuple(new_keys.shape)} and {tuple(new_values.shape)}. Use key[None] for one fact.")

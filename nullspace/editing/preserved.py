@@ -23,6 +23,8 @@ from torch import nn
 
 from nullspace.editing.keys import compute_ks
 from nullspace.editing.world.facts import Person, World
+from nullspace.linalg import validate_covariance
+from nullspace.validation import require_increasing_layers, require_number, require_real_tensor
 
 __all__ = ["knowledge_covariance", "preserved_fact_keys"]
 
@@ -37,6 +39,7 @@ def preserved_fact_keys(model: nn.Module, tokenizer, world: World, people: Seque
     """
     if not people:
         raise ValueError("no people given: K0 needs at least one preserved fact.")
+    layers = require_increasing_layers(layers, "layers")
     prompts, subjects = [], []
     for person in people:
         for kind in ("templates", "questions"):
@@ -51,17 +54,21 @@ def knowledge_covariance(corpus_covariance: torch.Tensor, fact_keys: torch.Tenso
     """``C0(α) = corpus_covariance + α · K0ᵀK0 / n`` (float64), with the facts' keys as rows.
 
     ``weight = 0`` returns the corpus statistic unchanged (the official code's ``C0``).
+
+    Raises:
+        TypeError / ValueError: ``weight`` is not a finite number ≥ 0; ``corpus_covariance`` is not a
+            finite symmetric matrix; the keys are missing or of another dimension.
     """
-    if weight < 0:
-        raise ValueError(f"the weight of the preserved facts' keys must be ≥ 0, got {weight}.")
-    covariance = corpus_covariance.to(torch.float64)
+    weight = require_number(weight, "weight α of the preserved facts' keys", minimum=0.0,
+                            hint="0 is the official corpus statistic; the course model uses 1.")
+    covariance = validate_covariance(corpus_covariance, name="corpus_covariance", device=None)
     if weight == 0:
         return covariance
     if fact_keys is None or len(fact_keys) == 0:
         raise ValueError("a positive weight needs the preserved facts' keys: compute them with "
                          "preserved_fact_keys(model, tokenizer, world, people, layers).")
-    keys = fact_keys.to(covariance.device, torch.float64)
-    if keys.shape[1] != covariance.shape[0]:
+    keys = require_real_tensor(fact_keys, "fact_keys").to(covariance.device, torch.float64)
+    if keys.ndim != 2 or keys.shape[1] != covariance.shape[0]:
         raise ValueError(f"the facts' keys have dimension {keys.shape[1]} but C0 is "
                          f"{tuple(covariance.shape)}: were they read at the same layer?")
     return covariance + weight * (keys.T @ keys) / len(keys)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 # The end-of-text token the official ZsRE loader writes as every request's (unscored) true object.
 END_OF_TEXT = "<|endoftext|>"
+from nullspace.validation import require_int
 
 __all__ = ["EditRequest", "QuestionRecord", "questions_from_zsre", "requests_from_counterfact"]
 
@@ -42,11 +43,17 @@ class EditRequest:
     generation_prompts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        for name in ("prompt", "subject", "target_new", "target_true"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise TypeError(f"case {self.case_id}: {name} must be a string, got {type(value).__name__} {value!r}.")
+            if not value.strip():
+                raise ValueError(f"case {self.case_id}: {name} is empty; give its text.")
         if self.prompt.count("{}") != 1:
             raise ValueError(f"case {self.case_id}: the prompt must contain one '{{}}' for the subject, "
                              f"got {self.prompt!r}.")
-        if self.target_new == self.target_true:
-            raise ValueError(f"case {self.case_id}: target_new equals target_true ({self.target_new!r}); "
+        if self.target_new.strip() == self.target_true.strip():
+            raise ValueError(f"case {self.case_id}: target_new equals target_true ({self.target_new.strip()!r}); "
                              "a counterfactual edit must change the object.")
 
     @property
@@ -126,6 +133,8 @@ class QuestionRecord:
 
 def requests_from_counterfact(records: Iterable[Mapping], limit: int | None = None) -> list[EditRequest]:
     """The first ``limit`` (all when None) CounterFact records as edit requests."""
+    if limit is not None:
+        require_int(limit, "limit", minimum=0, hint="None keeps every record.")
     requests = [EditRequest.from_counterfact(r) for r in records]
     return requests if limit is None else requests[:limit]
 

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 
 from nullspace.capture import weight_as_matrix
+from nullspace.editing import architectures
+from nullspace.validation import require_increasing_layers, require_int, require_real_tensor
 
 __all__ = ["apply_delta", "ffn_output", "spread_over_layers"]
 
@@ -25,19 +27,24 @@ LayerSolve = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def ffn_output(model: nn.Module, layer: int) -> nn.Module:
-    """GPT-2's FFN output matrix ``W`` of block ``layer`` (``transformer.h[layer].mlp.c_proj``)."""
-    blocks = model.transformer.h
-    if not 0 <= layer < len(blocks):
-        raise IndexError(f"layer {layer} does not exist: the model has blocks 0..{len(blocks) - 1}.")
-    return blocks[layer].mlp.c_proj
+    """The FFN output matrix ``W`` of block ``layer`` (GPT-2 ``c_proj``, GPT-J ``fc_out``, Llama
+    ``down_proj``: :mod:`nullspace.editing.architectures`)."""
+    return architectures.ffn_output(model, require_int(layer, "layer"))
 
 
 @torch.no_grad()
 def apply_delta(model: nn.Module, layer: int, delta: torch.Tensor) -> None:
-    """Add ``Δ`` (``(d_model, d_ff)``, the paper's orientation) to ``W`` of ``layer`` in place."""
+    """Add ``Δ`` (``(d_model, d_ff)``, the paper's orientation) to ``W`` of ``layer`` in place.
+
+    Raises (and writes nothing) when ``Δ`` has the wrong shape or holds NaN or infinite values.
+    """
+    delta = require_real_tensor(delta, "delta")
     weight = weight_as_matrix(ffn_output(model, layer))
     if delta.shape != weight.shape:
         raise ValueError(f"Δ has shape {tuple(delta.shape)} but W of layer {layer} is {tuple(weight.shape)}.")
+    if not bool(torch.isfinite(delta).all()):
+        raise ValueError(f"Δ for layer {layer} holds NaN or infinite values; nothing was written into the model. "
+                         "Check the settings of the solve (λ, L2, ridge) and the target vectors.")
     weight.add_(delta.to(dtype=weight.dtype, device=weight.device))
 
 
@@ -60,8 +67,7 @@ def spread_over_layers(
     Returns:
         The ``Δ`` applied at each layer.
     """
-    if not layers:
-        raise ValueError("no layer to edit.")
+    layers = require_increasing_layers(layers, "layers")
     applied: dict[int, torch.Tensor] = {}
     for i, layer in enumerate(layers):
         keys = keys_at(layer)

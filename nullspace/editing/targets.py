@@ -27,7 +27,7 @@ Two choices follow the official code and have switches:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -35,8 +35,11 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from nullspace.editing import architectures
 from nullspace.editing.hparams import TARGET_REFERENCES, EditHyperParams
 from nullspace.editing.keys import read_module, subject_token_index
+from nullspace.editing.prompts import require_known_words, token_ids, with_leading_space
+from nullspace.validation import require_int
 
 __all__ = ["TargetVector", "adding_to_hidden_state", "compute_z", "compute_zs"]
 
@@ -71,8 +74,7 @@ def _block_output(output: torch.Tensor | tuple) -> torch.Tensor:
 def _output_module(model: PreTrainedModel, layer: int, at: str) -> torch.nn.Module:
     if at not in TARGET_REFERENCES:
         raise ValueError(f"at must be one of {TARGET_REFERENCES}, got {at!r}.")
-    block = model.transformer.h[layer]
-    return block if at == "block" else block.mlp
+    return architectures.block(model, layer) if at == "block" else architectures.sublayer(model, "mlp", layer)
 
 
 @contextmanager
@@ -107,6 +109,29 @@ def _pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor
     return ids, mask
 
 
+def _check_request(request: Mapping, hparams: EditHyperParams) -> str:
+    """The request's new object with its leading space, after checking the request's fields."""
+    if not isinstance(request, Mapping):
+        raise TypeError(f"request must be a dict in the CounterFact requested_rewrite schema "
+                        f"(prompt, subject, target_new), got {type(request).__name__}.")
+    if not isinstance(hparams, EditHyperParams):
+        raise TypeError(f"hparams must be an EditHyperParams (nullspace.editing.hparams.hparams_for(model_name)), "
+                        f"got {type(hparams).__name__}.")
+    for key in ("prompt", "subject", "target_new"):
+        if key not in request:
+            raise KeyError(f"the request needs '{key}' (a CounterFact requested_rewrite); got {sorted(request)}.")
+    new = request["target_new"]
+    if not isinstance(new, Mapping) or "str" not in new:
+        raise TypeError(f'request["target_new"] must be {{"str": object}} (the CounterFact schema), got {new!r}.')
+    new_object = with_leading_space(new["str"], 'request["target_new"]["str"]')
+    true = request.get("target_true")
+    true_object = true.get("str") if isinstance(true, Mapping) else true
+    if isinstance(true_object, str) and true_object.strip() == new_object.strip():
+        raise ValueError(f"the new object equals the true object ({new_object.strip()!r}): an edit must change "
+                         "the object. Pick a different target_new.")
+    return new_object
+
+
 def compute_z(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, request: dict,
               hparams: EditHyperParams, context_templates: Sequence[str] = ("{}",), at: str = "block"
               ) -> TargetVector:
@@ -136,13 +161,13 @@ def _request_rows(tokenizer, requests: Sequence[dict], hparams: EditHyperParams,
     rows, positions, owners, label_rows = [], [], [], []
     kl_rows, kl_slots, first_rows = [], [], []
     for owner, request in enumerate(requests):
-        for key in ("prompt", "subject", "target_new"):
-            if key not in request:
-                raise KeyError(f"the request needs '{key}' (a CounterFact requested_rewrite); got {sorted(request)}.")
+        new_object = _check_request(request, hparams)
         subject = request["subject"]
-        target_ids = tokenizer(" " + request["target_new"]["str"], add_special_tokens=False)["input_ids"]
+        require_known_words(tokenizer, [subject], 'request["subject"]')
+        require_known_words(tokenizer, [request["prompt"]], 'request["prompt"]')
+        (target_ids,) = token_ids(tokenizer, [new_object], 'request["target_new"]["str"]')
         if not target_ids:
-            raise ValueError(f"the new object {request['target_new']['str']!r} encodes to no token.")
+            raise ValueError(f"the new object {new_object!r} encodes to no token.")
         first_rows.append(len(rows))
         for context in context_templates:
             prompt = context.replace("{}", request["prompt"], 1)
@@ -183,10 +208,13 @@ def compute_zs(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, reque
     one-at-a-time optimisation (to round-off) at a fraction of the cost on small models.
     ``chunk`` requests are optimised together (memory grows with it).
     """
-    if not requests:
-        raise ValueError("no request given.")
-    if chunk < 1:
-        raise ValueError(f"chunk must be at least 1, got {chunk}.")
+    if isinstance(requests, Mapping) or not requests:
+        raise ValueError("requests must be a non-empty list of requests (CounterFact requested_rewrite dicts).")
+    chunk = require_int(chunk, "chunk", minimum=1)
+    if at not in TARGET_REFERENCES:
+        raise ValueError(f"at must be one of {TARGET_REFERENCES}, got {at!r}.")
+    require_known_words(tokenizer, list(context_templates), "context_templates")
+    require_known_words(tokenizer, [hparams.kl_prompt], "hparams.kl_prompt")
     results: list[TargetVector] = []
     for start in range(0, len(requests), chunk):
         results += _optimise_group(model, tokenizer, list(requests[start:start + chunk]), hparams,
@@ -203,7 +231,7 @@ def _optimise_group(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     n_rewrite = torch.bincount(rows.owners, minlength=count) - 1
     # every row's block output: δ is added there, so the blocks up to ``layer`` run only once
     inputs = {"input_ids": rows.input_ids, "attention_mask": rows.attention_mask}
-    block_outputs = read_module(model, model.transformer.h[layer], inputs).float()
+    block_outputs = read_module(model, architectures.block(model, layer), inputs).float()
     reference = block_outputs if at == "block" else read_module(model, _output_module(model, layer, at), inputs)
     hidden = reference[rows.first_rows, rows.positions[rows.first_rows]].float()
     hidden_norm = hidden.norm(dim=1)
@@ -230,7 +258,7 @@ def _optimise_group(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
             where = keep.cumsum(0) - 1  # a row's place among the kept rows
             start = block_outputs[kept].clone()
             start[torch.arange(len(kept), device=device), rows.positions[kept]] += delta[rows.owners[kept]]
-            final = _final_hidden_states(model, layer, start)
+            final = _final_hidden_states(model, layer, start, {k: v[kept] for k, v in inputs.items()})
             scored = keep[score_rows]
             kl_rows = rows.kl_rows[active]
             read = torch.cat([final[where[score_rows[scored]], score_slots[scored]],
@@ -271,9 +299,21 @@ def _optimise_group(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
                          nll=float(final_nll[i]), steps=int(steps[i])) for i in range(count)]
 
 
-def _final_hidden_states(model: PreTrainedModel, layer: int, hidden: torch.Tensor) -> torch.Tensor:
+def _final_hidden_states(model: PreTrainedModel, layer: int, hidden: torch.Tensor,
+                         inputs: dict[str, torch.Tensor]) -> torch.Tensor:
     """The final-norm output of the blocks after ``layer`` from ``hidden``, the output of block
-    ``layer`` (rows right-padded: a causal mask keeps every real token from seeing the padding)."""
+    ``layer`` on ``inputs`` (rows right-padded: a causal mask keeps every real token from seeing
+    the padding). GPT-2 runs its later blocks directly; other architectures (rotary positions)
+    run the whole model with block ``layer``'s output replaced by ``hidden``."""
+    if architectures.architecture_of(model).family != "gpt2":
+        def replace_output(_module, _inputs, output):
+            return (hidden.to(_block_output(output).dtype), *output[1:]) if isinstance(output, tuple) else hidden
+
+        handle = architectures.block(model, layer).register_forward_hook(replace_output)
+        try:
+            return model(**inputs, use_cache=False, output_hidden_states=True).hidden_states[-1]
+        finally:
+            handle.remove()
     length = hidden.shape[1]
     causal = torch.full((length, length), float("-inf"), device=hidden.device, dtype=hidden.dtype).triu(1)
     for block in model.transformer.h[layer + 1:]:

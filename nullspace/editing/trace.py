@@ -21,6 +21,7 @@ import torch
 from matplotlib.axes import Axes
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from nullspace.editing import architectures
 from nullspace.editing.keys import subject_token_index
 from nullspace.editing.evaluation.recall import object_token_id
 from nullspace.editing.world.facts import World
@@ -55,30 +56,28 @@ def embedding_noise_level(model: PreTrainedModel, tokenizer: PreTrainedTokenizer
     ids = sorted({i for s in subjects for i in tokenizer(s, add_special_tokens=False)["input_ids"]})
     if not ids:
         raise ValueError("no subject tokens: pass at least one subject.")
-    embeddings = model.transformer.wte.weight[ids].detach().float()
+    embeddings = architectures.token_embedding(model).weight[ids].detach().float()
     return factor * float(embeddings.std())
 
 
 def _module(model: PreTrainedModel, kind: str, layer: int) -> torch.nn.Module:
-    block = model.transformer.h[layer]
-    return {"hidden": block, "mlp": block.mlp, "attn": block.attn}[kind]
+    return architectures.sublayer(model, kind, layer)
 
 
-def _replace_output(output, row_values: torch.Tensor, position: int):
-    tensor = output[0] if isinstance(output, tuple) else output
-    tensor = tensor.clone()
-    tensor[1:, position] = row_values
-    return (tensor, *output[1:]) if isinstance(output, tuple) else tensor
+def _output_tensor(output) -> torch.Tensor:
+    return output[0] if isinstance(output, tuple) else output
 
 
 @torch.no_grad()
 def trace_fact(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: str, subject: str,
                answer: str, kind: str = "hidden", noise: float = 0.1, samples: int = 10,
-               seed: int = 0) -> TraceResult:
+               seed: int = 0, max_batch_rows: int = 512) -> TraceResult:
     """Trace one fact: ``prompt`` has ``{}`` for ``subject``; ``answer`` is the expected object.
 
-    Row 0 of every batch is the clean run and rows 1..``samples`` are corrupted with fixed noise
-    (seeded), so each restoration copies row 0's state into the other rows.
+    A first batch holds the clean run (row 0) and ``samples`` corrupted runs with fixed noise
+    (seeded), and records every layer's clean state. The restorations are then batched: each
+    group of ``samples`` rows restores one (layer, position), up to ``max_batch_rows`` rows per
+    forward pass, instead of one forward pass per (layer, position).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
@@ -89,48 +88,72 @@ def trace_fact(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, promp
     subject_positions = list(range(max(first, 0), last + 1))
     answer_id = object_token_id(tokenizer, answer)
     device = next(model.parameters()).device
-    batch = ids[None].repeat(samples + 1, 1).to(device)
     generator = torch.Generator().manual_seed(seed)
-    noise_values = noise * torch.randn(samples, len(subject_positions), model.config.n_embd, generator=generator)
+    noise_values = noise * torch.randn(samples, len(subject_positions), architectures.hidden_size(model),
+                                       generator=generator)
+    corrupted_rows = slice(1, None)
 
     def corrupt(_module, _inputs, output):
         output = output.clone()
-        output[1:, subject_positions] += noise_values.to(output.device, output.dtype)
+        rows = output[corrupted_rows]
+        rows[:, subject_positions] += noise_values.repeat(rows.shape[0] // samples, 1, 1).to(output.device,
+                                                                                               output.dtype)
         return output
 
-    def answer_probability() -> tuple[float, float]:
-        probs = torch.softmax(model(input_ids=batch).logits[:, -1].float(), dim=-1)[:, answer_id]
-        return float(probs[0]), float(probs[1:].mean())
+    def answer_probabilities(batch: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(model(input_ids=batch).logits[:, -1].float(), dim=-1)[:, answer_id].cpu()
 
+    n_layers = len(architectures.blocks(model))
     clean_states: dict[int, torch.Tensor] = {}
-    n_layers = len(model.transformer.h)
     record_handles = [
         _module(model, kind, layer).register_forward_hook(
-            lambda _m, _i, out, layer=layer: clean_states.__setitem__(
-                layer, (out[0] if isinstance(out, tuple) else out)[0].detach().clone()))
+            lambda _m, _i, out, layer=layer: clean_states.__setitem__(layer, _output_tensor(out)[0].detach().clone()))
         for layer in range(n_layers)
     ]
-    corrupt_handle = model.transformer.wte.register_forward_hook(corrupt)
+    corrupt_handle = architectures.token_embedding(model).register_forward_hook(corrupt)
     try:
-        p_clean, p_corrupt = answer_probability()
-    finally:
-        for handle in record_handles:
-            handle.remove()
-    restored = np.zeros((n_layers, len(ids)))
-    try:
-        for layer in range(n_layers):
-            for position in range(len(ids)):
-                state = clean_states[layer][position]
-                handle = _module(model, kind, layer).register_forward_hook(
-                    lambda _m, _i, out, s=state, p=position: _replace_output(out, s, p))
-                try:
-                    restored[layer, position] = answer_probability()[1]
-                finally:
+        try:
+            probs = answer_probabilities(ids[None].repeat(samples + 1, 1).to(device))
+        finally:
+            for handle in record_handles:
+                handle.remove()
+        p_clean, p_corrupt = float(probs[0]), float(probs[1:].mean())
+        corrupted_rows = slice(None)
+        tasks = [(layer, position) for layer in range(n_layers) for position in range(len(ids))]
+        per_batch = max(1, max_batch_rows // samples)
+        restored = np.zeros((n_layers, len(ids)))
+        for start in range(0, len(tasks), per_batch):
+            chunk = tasks[start:start + per_batch]
+            handles = [_module(model, kind, layer).register_forward_hook(_restorer(chunk, layer, samples, clean_states))
+                       for layer in sorted({layer for layer, _ in chunk})]
+            try:
+                probs = answer_probabilities(ids[None].repeat(len(chunk) * samples, 1).to(device))
+            finally:
+                for handle in handles:
                     handle.remove()
+            for j, (layer, position) in enumerate(chunk):
+                restored[layer, position] = float(probs[j * samples:(j + 1) * samples].mean())
     finally:
         corrupt_handle.remove()
     tokens = tokenizer.convert_ids_to_tokens(ids.tolist())
     return TraceResult(tokens, subject_positions, kind, answer, p_clean, p_corrupt, restored)
+
+
+def _restorer(chunk: list[tuple[int, int]], layer: int, samples: int, clean_states: dict[int, torch.Tensor]):
+    """A hook that copies ``layer``'s clean state into the rows of the chunk's tasks at that layer."""
+    rows, positions = [], []
+    for j, (task_layer, position) in enumerate(chunk):
+        if task_layer == layer:
+            rows.extend(range(j * samples, (j + 1) * samples))
+            positions.extend([position] * samples)
+
+    def hook(_module, _inputs, output):
+        tensor = _output_tensor(output).clone()
+        index = torch.tensor(positions, device=tensor.device)
+        tensor[torch.tensor(rows, device=tensor.device), index] = clean_states[layer][index].to(tensor.dtype)
+        return (tensor, *output[1:]) if isinstance(output, tuple) else tensor
+
+    return hook
 
 
 def trace_random_facts(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, world: World,

@@ -25,7 +25,13 @@ from nullspace.editing.methods.ft import FineTuneEditor
 from nullspace.editing.methods.memit import MemitEditor
 from nullspace.editing.methods.rome import RomeEditor
 from nullspace.editing.methods.sequential import SequentialEditor, TargetOptimizer
-from nullspace.editing.models import load_model
+from nullspace.editing.models import (
+    ModelAlreadyEditedError,
+    edited_blocks,
+    load_model,
+    restore_loaded_weights,
+    weights_as_loaded,
+)
 from nullspace.editing.preserved import knowledge_covariance, preserved_fact_keys
 from nullspace.editing.requests import (
     EditRequest,
@@ -37,6 +43,7 @@ from nullspace.editing.statistics import DEFAULT_CACHE_DIR, KeyStatistics, key_s
 from nullspace.editing.world.facts import World, load_counterfact, load_world, load_zsre
 from nullspace.linalg import NullSpace, SelectionRule, null_space
 from nullspace.settings import edit_model_name
+from nullspace.validation import require_int
 
 __all__ = ["HELD_OUT_REQUESTS", "METHODS", "PROTOCOL_EDITS", "Workbench", "prepare_workbench"]
 
@@ -83,6 +90,10 @@ class Workbench:
         this model's ``preserved_keys_weight``. Computed once per layer and weight (a tuning grid
         asks for the same matrix again with every editor)."""
         weight = self.methods.preserved_keys_weight if preserved_keys_weight is None else preserved_keys_weight
+        if layer not in self.statistics:
+            raise ValueError(f"no key statistics for block {layer}: the workbench computed them for blocks "
+                             f"{sorted(self.statistics)} (the layers its settings edit). Edit one of those, or "
+                             "compute C0 for this block with nullspace.editing.statistics.key_statistics.")
         if (layer, weight) not in self._covariances:
             keys = None if self.fact_keys is None else self.fact_keys.get(layer)
             self._covariances[layer, weight] = knowledge_covariance(self.statistics[layer].covariance, keys, weight)
@@ -106,8 +117,9 @@ class Workbench:
         """This model's settings with ``overrides`` (fields of either dataclass) replaced."""
         unknown = set(overrides) - _EDIT_FIELDS - _METHOD_FIELDS
         if unknown:
-            raise TypeError(f"unknown settings {sorted(unknown)}; the fields of EditHyperParams and "
-                            "MethodHyperParams (nullspace/editing/hparams.py) can be overridden.")
+            raise TypeError(f"unknown settings {sorted(unknown)} for this editor; the settings are the fields of EditHyperParams "
+                            f"and MethodHyperParams (nullspace/editing/hparams.py): "
+                            f"{', '.join(sorted(_EDIT_FIELDS | _METHOD_FIELDS))}.")
         edit = replace(self.hparams, **{k: v for k, v in overrides.items() if k in _EDIT_FIELDS})
         method = replace(self.methods, **{k: v for k, v in overrides.items() if k in _METHOD_FIELDS})
         return edit, method
@@ -115,7 +127,17 @@ class Workbench:
     def editor(self, method: str, **overrides) -> SequentialEditor:
         """An editor for ``method`` with this model's settings; ``overrides`` replace fields of
         :class:`~nullspace.editing.hparams.EditHyperParams` or
-        :class:`~nullspace.editing.hparams.MethodHyperParams` (tuning grids, ablations)."""
+        :class:`~nullspace.editing.hparams.MethodHyperParams` (tuning grids, ablations).
+
+        Every editor restores the weights *as loaded* on ``reset()`` (not the weights of the moment
+        it was built: an earlier experiment may have left its edits in the model).
+
+        Raises:
+            ValueError: an unknown method, or an override out of range.
+            TypeError: an override that is not a field of either dataclass.
+        """
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {METHODS}.")
         edit, settings = self.settings(**overrides)
         alpha = settings.preserved_keys_weight
         contexts = self.context_templates(method, settings.context_source)
@@ -140,7 +162,19 @@ class Workbench:
             return FineTuneEditor(self.model, self.tokenizer, settings.ft_layers,
                                   learning_rate=settings.ft_learning_rate, steps=settings.ft_steps,
                                   norm_constraint=settings.ft_norm_constraint)
-        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}.")
+        raise AssertionError(f"no constructor for {method!r}")  # unreachable: METHODS was checked above
+
+    def restore_loaded_weights(self) -> None:
+        """Put the weights as loaded back into every FFN output matrix an editor may have changed.
+
+        Raises:
+            ModelAlreadyEditedError: a block was changed by hand and no copy of it was kept.
+        """
+        changed = restore_loaded_weights(self.model)
+        if changed:
+            raise ModelAlreadyEditedError(
+                f"blocks {changed} differ from the loaded weights and no copy of them was kept (they were "
+                "changed outside an editor); reload with prepare_workbench().")
 
     def evaluation(self, generation_interval: int = 10) -> CounterFactEvaluation:
         """The CounterFact evaluation with this workbench's consistency references."""
@@ -150,7 +184,16 @@ class Workbench:
         """The unedited model's row of the table: ``evaluation`` (default: :meth:`evaluation`) of
         ``requests`` (default: all scored requests) and the general-ability probe, as
         :func:`~nullspace.editing.evaluation.experiment.run_sequential_editing` scores an edited
-        model."""
+        model.
+
+        Raises:
+            ModelAlreadyEditedError: the model holds edits (an experiment leaves them in the model).
+        """
+        changed = edited_blocks(self.model)
+        if changed:
+            raise ModelAlreadyEditedError(
+                f"the model holds edits (blocks {changed} differ from the loaded weights), so its scores are not "
+                "the unedited row. Call reset() on the editor that made them, or restore_loaded_weights().")
         requests = self.requests if requests is None else requests
         scores = (evaluation or self.evaluation())(self.model, self.tokenizer, requests)
         scores.update(self.probe.measure(self.model, self.tokenizer))
@@ -196,6 +239,10 @@ def prepare_workbench(model_name: str | None = None, *, edits: int | None = None
         context_seed: the seed of the context templates sampled from the unedited model.
     """
     name = model_name or edit_model_name()
+    if edits is not None:
+        require_int(edits, "edits", minimum=1, hint="It keeps the first `edits` requests; None keeps them all.")
+    if probe_facts is not None:
+        require_int(probe_facts, "probe_facts", minimum=1, hint="None asks every unedited fact.")
     model, tokenizer = load_model(name)
     world = load_world()
     records = load_counterfact()
@@ -227,5 +274,6 @@ def prepare_workbench(model_name: str | None = None, *, edits: int | None = None
                 "ROME": sampled_context_templates(model, tokenizer, ROME_CONTEXT_LENGTHS, seed=context_seed)}
     # K0 of the preserved facts; only models that know the fact world (GPT-2 XL does not) use it
     fact_keys = preserved_fact_keys(model, tokenizer, world, listed, layers) if methods.preserved_keys_weight else None
+    weights_as_loaded(model, sorted({*layers, *methods.ft_layers}))  # keep the copies every editor restores
     return Workbench(name, model, tokenizer, world, requests, heldout, questions, hparams, methods, statistics,
                      probe, _reference_texts(world, world.general_text()), vectorizer, contexts, fact_keys)

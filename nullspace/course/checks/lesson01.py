@@ -21,17 +21,18 @@ def _low_rank(n: int, d: int, rank: int, seed: int) -> torch.Tensor:
 
 @exercise_check("1.1", "right null space by SVD")
 def exercise_1_1(right_null_space: Callable[[torch.Tensor], torch.Tensor]) -> str:
-    for n, d, rank in [(20, 6, 3), (5, 8, 5), (30, 4, 4)]:
-        x = _low_rank(n, d, rank, seed=n + d)
+    for n, d, rank, scale in [(20, 6, 3, 1.0), (5, 8, 5, 1.0), (30, 4, 4, 1.0), (12, 7, 2, 1e-12), (9, 6, 2, 1e8)]:
+        x = scale * _low_rank(n, d, rank, seed=n + d)
         basis = right_null_space(x)
         assert isinstance(basis, torch.Tensor), "return a torch.Tensor"
         assert basis.shape == (d, d - rank), (
-            f"for X of shape {(n, d)} and rank {rank} the basis should have shape {(d, d - rank)}, "
-            f"got {tuple(basis.shape)} (columns are basis vectors).")
+            f"for X of shape {(n, d)} and rank {rank} (entries of size {scale:g}) the basis should have "
+            f"shape {(d, d - rank)}, got {tuple(basis.shape)} (columns are basis vectors; is your cut "
+            "relative to the largest singular value?).")
         eye = torch.eye(d - rank, dtype=basis.dtype)
         assert torch.allclose(basis.T @ basis, eye, atol=1e-8), "the columns are not orthonormal."
         assert torch.linalg.norm(x @ basis) <= 1e-8 * torch.linalg.norm(x), "X times the basis is not 0."
-    return "Shapes, orthonormality and X·B = 0 hold on three matrices."
+    return "Shapes, orthonormality and X·B = 0 hold on five matrices, tiny and huge entries included."
 
 
 @exercise_check("1.2", "streaming uncentered covariance")
@@ -66,20 +67,22 @@ def exercise_1_3(projector_from_covariance: Callable[[torch.Tensor, float], torc
 
 @exercise_check("1.4", "protect a layer's outputs")
 def exercise_1_4(protect_update: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> str:
-    x_old = _low_rank(50, 10, 6, seed=4)
     g = torch.Generator().manual_seed(5)
     delta = torch.randn(3, 10, generator=g, dtype=torch.float64)
     w = torch.randn(3, 10, generator=g, dtype=torch.float64)
-    projected = protect_update(x_old, delta, 1e-10)
-    assert projected.shape == delta.shape, f"keep the update's shape {tuple(delta.shape)}."
-    before = x_old @ w.T
-    change = torch.linalg.norm(x_old @ (w + projected).T - before) / torch.linalg.norm(before)
-    assert change <= 1e-8, f"old outputs still move (relative change {change:.2e})."
-    expected = null_space(x_old.T @ x_old / 50, RelativeRule(1e-10)).project(delta)
-    assert torch.allclose(projected, expected, atol=1e-8), (
-        "outputs are protected but the update is not the orthogonal projection of delta "
-        "(it should be the closest protected update to delta).")
-    return "Old outputs move by less than 1e-8 (relative)."
+    for scale in (1.0, 1e4):
+        x_old = scale * _low_rank(50, 10, 6, seed=4)
+        projected = protect_update(x_old, delta, 1e-10)
+        assert projected.shape == delta.shape, f"keep the update's shape {tuple(delta.shape)}."
+        before = x_old @ w.T
+        change = torch.linalg.norm(x_old @ (w + projected).T - before) / torch.linalg.norm(before)
+        assert change <= 1e-8, (f"old outputs still move (relative change {change:.2e}) for inputs of size "
+                                f"{scale:g}: is your cut relative to the largest eigenvalue?")
+        expected = null_space(x_old.T @ x_old / 50, RelativeRule(1e-10)).project(delta)
+        assert torch.allclose(projected, expected, atol=1e-8), (
+            "outputs are protected but the update is not the orthogonal projection of delta "
+            "(it should be the closest protected update to delta).")
+    return "Old outputs move by less than 1e-8 (relative), for small and large inputs."
 
 
 @exercise_check("1.5", "the energy rule")

@@ -29,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from nullspace.editing.prompts import target_token_batch
+from nullspace.editing.prompts import encode_right_padded, target_token_batch, token_ids
 from nullspace.editing.requests import EditRequest, QuestionRecord
+from nullspace.validation import require_int
 
 __all__ = [
     "COURSE_LOC_SUFFIX",
@@ -54,7 +55,16 @@ def target_scores(model, tokenizer, prompts: Sequence[str], targets: Sequence[st
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """For each ``(prompt, target)``: the mean per-token NLL of ``" " + target`` and whether every
     target token is the top-1 prediction under teacher forcing (for one-token objects: the next
-    token is the object)."""
+    token is the object). Independent of the tokenizer's padding side.
+
+    Raises:
+        ValueError: no prompts, or not one target per prompt; a word unknown to the tokenizer.
+    """
+    if len(prompts) != len(targets):
+        raise ValueError(f"got {len(prompts)} prompts but {len(targets)} targets: give one target per prompt.")
+    if not prompts:
+        raise ValueError("no prompts given: target_scores needs at least one (prompt, target) pair.")
+    batch_size = require_int(batch_size, "batch_size", minimum=1)
     device = next(model.parameters()).device
     nlls, top1 = [], []
     for start in range(0, len(prompts), batch_size):
@@ -95,7 +105,13 @@ def _per_request_mean(values: torch.Tensor, counts: Sequence[int]) -> float:
 
 
 def counterfact_scores(model, tokenizer, requests: Sequence[EditRequest]) -> CounterFactScores:
-    """Efficacy, generalization and specificity (probability and top-1 variants), ×100."""
+    """Efficacy, generalization and specificity (probability and top-1 variants), ×100.
+
+    Raises:
+        ValueError: ``requests`` is empty (every score would be NaN).
+        TypeError: an item is not an :class:`EditRequest`.
+    """
+    _require_requests(requests)
     results = {}
     for kind, prompts_of in (("efficacy", lambda r: [r.edit_prompt]),
                              ("generalization", lambda r: list(r.paraphrase_prompts)),
@@ -121,6 +137,18 @@ def counterfact_scores(model, tokenizer, requests: Sequence[EditRequest]) -> Cou
     return CounterFactScores(**results)
 
 
+def _require_requests(requests: Sequence[EditRequest]) -> None:
+    if isinstance(requests, EditRequest):
+        raise TypeError("requests must be a list of EditRequest: wrap the single request in a list.")
+    if not requests:
+        raise ValueError("requests is empty: there is nothing to score. Pass the edited requests "
+                         "(requests_from_counterfact(records)).")
+    for index, request in enumerate(requests):
+        if not isinstance(request, EditRequest):
+            raise TypeError(f"requests[{index}] is a {type(request).__name__}, not an EditRequest: build requests "
+                            "with nullspace.editing.requests.requests_from_counterfact(records).")
+
+
 # The official ZsRE evaluation appends "?" to the Natural-Questions ``loc`` prompt; the teaching
 # model only ever read questions as "Q: … ? A:" and after a bare "?" predicts "A", so the course
 # closes ``loc`` the way it closes its questions (measured in benchmarks/editing.py).
@@ -136,21 +164,22 @@ def zsre_scores(model, tokenizer, records: Sequence[QuestionRecord], *, loc_suff
     (efficacy) and after its rephrasing (generalization), and of ``loc_ans`` after
     ``loc + loc_suffix`` (specificity; the official suffix is ``"?"``), averaged per record
     and then over records."""
-    def accuracy(prompts: list[str], answers: list[str]) -> float:
+    if not records:
+        raise ValueError("records is empty: there is nothing to score (questions_from_zsre(records)).")
+    def accuracy(prompts: list[str], answers: list[str], known_words_only: bool = True) -> float:
         device = next(model.parameters()).device
-        inputs, labels = target_token_batch(tokenizer, prompts, answers, device)
+        inputs, labels = target_token_batch(tokenizer, prompts, answers, device, known_words_only=known_words_only)
         predicted = model(**inputs, use_cache=False).logits[:, :-1].argmax(-1)
         labels = labels[:, 1:]
         scored = labels != -100
         per_record = ((predicted == labels) & scored).sum(1).float() / scored.sum(1)
         return 100.0 * float(per_record.mean())
 
-    if not records:
-        raise ValueError("no ZsRE records to score.")
     return {
         "efficacy": accuracy([r.src for r in records], [r.answer for r in records]),
         "generalization": accuracy([r.rephrase for r in records], [r.answer for r in records]),
-        "specificity": accuracy([r.loc + loc_suffix for r in records], [r.loc_ans for r in records]),
+        # the official "nq question: …" prefix is read as it comes, unknown words included
+        "specificity": accuracy([r.loc + loc_suffix for r in records], [r.loc_ans for r in records], False),
     }
 
 
@@ -173,21 +202,26 @@ OFFICIAL_GENERATION_LENGTH = 100
 
 @torch.no_grad()
 def generate(model, tokenizer, prompts: Sequence[str], *, max_length: int = OFFICIAL_GENERATION_LENGTH,
-             top_k: int = 5, seed: int = 0, skip_special_tokens: bool = True, batch_size: int = 256) -> list[str]:
+             top_k: int = 5, seed: int = 0, skip_special_tokens: bool = True, batch_size: int = 256,
+             known_words_only: bool = True) -> list[str]:
     """Top-k sampled continuations (the official ``generate_fast``: top-5 sampling until the text
     is ``max_length`` tokens long, prompt included; never beyond the model's context
     ``n_positions``), seeded, in the order of ``prompts``.
 
     Prompts of equal token length are generated together (up to ``batch_size`` at a time) with the
     model's key-value cache, so no padding is needed. ``skip_special_tokens=False`` keeps tokens
-    such as ``<|unk|>`` in the decoded text.
+    such as ``<|unk|>`` in the decoded text. Prompts with words the tokenizer does not know are
+    refused unless ``known_words_only`` is False (the official context openings, which the
+    teaching model reads as ``<|unk|>``).
     """
-    if max_length < 1 or top_k < 1 or batch_size < 1:
-        raise ValueError(f"max_length, top_k and batch_size must be positive, got {max_length}, {top_k}, {batch_size}.")
+    max_length = require_int(max_length, "max_length", minimum=1, hint="The official length: 100 tokens in all.")
+    top_k = require_int(top_k, "top_k", minimum=1)
+    batch_size = require_int(batch_size, "batch_size", minimum=1)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     limit = min(max_length, getattr(model.config, "n_positions", max_length))
-    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    encoded = (token_ids(tokenizer, prompts, "prompts") if known_words_only
+               else tokenizer(list(prompts), add_special_tokens=False)["input_ids"])
     by_length: dict[int, list[int]] = {}
     for index, ids in enumerate(encoded):
         if not ids:
@@ -215,6 +249,8 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_length: int = OFFI
 
 def fluency(texts: Sequence[str]) -> float:
     """The CounterFact fluency score ×100: the mean over texts of ``(2/3·H2 + 4/3·H3) / 2``."""
+    if not texts:
+        raise ValueError("texts is empty: fluency is a mean over generated texts; generate at least one.")
     scores = [(2 / 3 * ngram_entropy(_words(t), 2) + 4 / 3 * ngram_entropy(_words(t), 3)) / 2 for t in texts]
     return 100.0 * float(np.mean(scores))
 
@@ -230,24 +266,35 @@ def consistency(generated: Sequence[str], references: Sequence[str], vectorizer:
 
 
 def fact_accuracy(model, tokenizer, prompts: Sequence[str], objects: Sequence[str]) -> float:
-    """Top-1 accuracy (×100) of ``objects`` after ``prompts``: how many facts the model still knows."""
+    """Top-1 accuracy (×100) of ``objects`` after ``prompts``: how many facts the model still knows
+    (raises ``ValueError`` on empty or mismatched lists, as :func:`target_scores`)."""
     _, top1 = target_scores(model, tokenizer, prompts, objects)
     return 100.0 * float(top1.float().mean())
 
 
 @torch.no_grad()
 def perplexity(model, tokenizer, texts: Sequence[str], batch_size: int = 32, max_length: int = 128) -> float:
-    """``exp`` of the mean next-token NLL over every token of ``texts``."""
+    """``exp`` of the mean next-token NLL over every token of ``texts`` (each truncated to
+    ``max_length`` tokens). Independent of the tokenizer's padding side.
+
+    Raises:
+        ValueError: no text, or no text of two tokens or more (no next token to predict).
+    """
+    batch_size = require_int(batch_size, "batch_size", minimum=1)
+    max_length = require_int(max_length, "max_length", minimum=2)
+    if not texts:
+        raise ValueError("texts is empty: perplexity needs at least one held-out text.")
     device = next(model.parameters()).device
     total, count = 0.0, 0
     for start in range(0, len(texts), batch_size):
-        enc = tokenizer(list(texts[start:start + batch_size]), return_tensors="pt", padding=True,
-                        truncation=True, max_length=max_length, add_special_tokens=False)
-        enc = {k: v.to(device) for k, v in enc.items()}
+        enc = encode_right_padded(tokenizer, texts[start:start + batch_size], device, argument="texts",
+                                  max_length=max_length)
         logits = model(**enc, use_cache=False).logits[:, :-1].float()
         labels = enc["input_ids"][:, 1:]
         mask = enc["attention_mask"][:, 1:].bool()
         nll = F.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
         total += float(nll[mask].sum())
         count += int(mask.sum())
+    if count == 0:
+        raise ValueError("no text has two tokens or more, so there is no next token to predict: give longer texts.")
     return math.exp(total / count)

@@ -32,9 +32,10 @@ from nullspace.editing.evaluation.counterfact import (
     perplexity,
     zsre_scores,
 )
-from nullspace.editing.methods.sequential import SequentialEditor
+from nullspace.editing.methods.sequential import SequentialEditor, check_batch
 from nullspace.editing.requests import EditRequest, QuestionRecord
 from nullspace.settings import progress
+from nullspace.validation import require_int
 
 __all__ = [
     "SCORE_COLUMNS",
@@ -70,6 +71,17 @@ class GeneralAbilityProbe:
     heldout_texts: Sequence[str]
     unlisted_fact_prompts: Sequence[str] = ()
     unlisted_fact_objects: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        for prompts, objects, what in ((self.fact_prompts, self.fact_objects, "fact"),
+                                       (self.unlisted_fact_prompts, self.unlisted_fact_objects, "unlisted_fact")):
+            if len(prompts) != len(objects):
+                raise ValueError(f"{what}_prompts has {len(prompts)} prompts but {what}_objects has {len(objects)} "
+                                 "objects: give one object per prompt.")
+        if not self.fact_prompts:
+            raise ValueError("fact_prompts is empty: the probe needs at least one unedited fact to ask.")
+        if not self.heldout_texts:
+            raise ValueError("heldout_texts is empty: the probe needs held-out text for the perplexity.")
 
     def measure(self, model, tokenizer) -> dict[str, float]:
         """``fact_accuracy`` and ``unlisted_fact_accuracy`` (top-1, ×100) and ``perplexity``."""
@@ -119,8 +131,7 @@ class CounterFactEvaluation:
     max_length: int = OFFICIAL_GENERATION_LENGTH
 
     def __post_init__(self) -> None:
-        if self.generation_interval < 1:
-            raise ValueError(f"generation_interval must be at least 1, got {self.generation_interval}.")
+        require_int(self.generation_interval, "generation_interval", minimum=1)
 
     def __call__(self, model, tokenizer, requests: Sequence[EditRequest]) -> dict[str, float]:
         scores = counterfact_scores(model, tokenizer, requests).as_dict()
@@ -214,14 +225,24 @@ def run_sequential_editing(
     without consistency).
 
     General ability (``probe``) and the weight change are measured before editing, after every
-    ``every`` batches and after the last. Raises ``ValueError`` when more edits are asked than
-    ``requests`` holds, or when a case id repeats (a fact edited twice).
+    ``every`` batches and after the last. Every argument is checked, and every batch, before the
+    first edit.
+
+    Raises:
+        TypeError: ``editor`` is not a :class:`SequentialEditor`; a count is not an integer.
+        ValueError: ``requests`` is empty; ``batch_size``, ``every`` or ``edits`` below 1; more edits
+            than requests; a case id repeats; a batch holds contradictory requests.
     """
-    if batch_size < 1 or every < 1:
-        raise ValueError(f"batch_size and every must be at least 1, got {batch_size} and {every}.")
-    count = len(requests) if edits is None else edits
-    if count < 1:
-        raise ValueError(f"edits must be at least 1, got {count}.")
+    if not isinstance(editor, SequentialEditor):
+        raise TypeError(f"editor must be an editor (workbench.editor(method), MemitEditor(...)), got "
+                        f"{type(editor).__name__}.")
+    batch_size = require_int(batch_size, "batch_size", minimum=1,
+                             hint="It is the number of requests edited at once (AlphaEdit: 100).")
+    every = require_int(every, "every", minimum=1, hint="General ability is measured after every `every` batches.")
+    if isinstance(requests, EditRequest) or not requests:
+        raise ValueError("requests must be a non-empty list of EditRequest: with no request nothing is edited, "
+                         "and the unedited model's scores would be reported as the result.")
+    count = len(requests) if edits is None else require_int(edits, "edits", minimum=1)
     if count > len(requests):
         raise ValueError(f"asked for {count} edits but only {len(requests)} requests were given; "
                          "pass fewer edits or more requests (no request is edited twice).")
@@ -241,7 +262,7 @@ def run_sequential_editing(
             history.setdefault("weight_change", {}).setdefault(str(layer), []).append(change)
 
     measure()
-    batches = [chosen[i:i + batch_size] for i in range(0, count, batch_size)]
+    batches = [check_batch(chosen[i:i + batch_size]) for i in range(0, count, batch_size)]
     for index, batch in enumerate(progress(batches, desc=f"{editor.name} {setting}".strip()), start=1):
         editor.edit(batch)
         if index % every == 0 or index == len(batches):

@@ -11,7 +11,9 @@ from collections.abc import Sequence
 
 import torch
 
+from nullspace.editing import architectures
 from nullspace.editing.keys import subject_token_index
+from nullspace.editing.prompts import encode_right_padded
 
 __all__ = ["mean_shift", "preserved_hidden_states", "principal_plane"]
 
@@ -19,18 +21,22 @@ __all__ = ["mean_shift", "preserved_hidden_states", "principal_plane"]
 @torch.no_grad()
 def preserved_hidden_states(model, tokenizer, layer: int, prompts: Sequence[str], subjects: Sequence[str]
                             ) -> torch.Tensor:
-    """Output of block ``layer`` at the subject's last token of ``prompts[i].format(subjects[i])``."""
+    """Output of block ``layer`` at the subject's last token of ``prompts[i].format(subjects[i])``,
+    ``(len(prompts), d_model)``; independent of the tokenizer's padding side."""
+    if len(prompts) != len(subjects):
+        raise ValueError(f"got {len(prompts)} prompts but {len(subjects)} subjects: give one subject per prompt.")
+    if not prompts:
+        raise ValueError("no prompts given: pass at least one (prompt, subject) pair.")
+    positions = torch.tensor([subject_token_index(tokenizer, p, s) for p, s in zip(prompts, subjects)])
     device = next(model.parameters()).device
     captured: list[torch.Tensor] = []
-    handle = model.transformer.h[layer].register_forward_hook(
+    handle = architectures.block(model, layer).register_forward_hook(
         lambda _m, _i, out: captured.append((out[0] if isinstance(out, tuple) else out).detach()))
     try:
-        enc = tokenizer([p.format(s) for p, s in zip(prompts, subjects, strict=True)], return_tensors="pt",
-                        padding=True, add_special_tokens=False)
-        model(**{k: v.to(device) for k, v in enc.items()})
+        model(**encode_right_padded(tokenizer, [p.format(s) for p, s in zip(prompts, subjects)], device,
+                                    argument="prompts"))
     finally:
         handle.remove()
-    positions = torch.tensor([subject_token_index(tokenizer, p, s) for p, s in zip(prompts, subjects)])
     return captured[0][torch.arange(len(prompts)), positions.to(device)].float().cpu()
 
 

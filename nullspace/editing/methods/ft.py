@@ -19,6 +19,7 @@ from nullspace.editing.methods.sequential import SequentialEditor
 from nullspace.editing.prompts import target_token_batch
 from nullspace.editing.requests import EditRequest
 from nullspace.editing.spread import ffn_output
+from nullspace.validation import require_int, require_number
 
 __all__ = ["FineTuneEditor"]
 
@@ -31,12 +32,14 @@ class FineTuneEditor(SequentialEditor):
     def __init__(self, model, tokenizer, layers: Sequence[int], *, learning_rate: float, steps: int,
                  norm_constraint: float) -> None:
         super().__init__(model, layers)
-        if steps < 1 or learning_rate <= 0 or norm_constraint <= 0:
-            raise ValueError("steps, learning_rate and norm_constraint must be positive.")
         self.tokenizer = tokenizer
-        self.learning_rate = learning_rate
-        self.steps = steps
-        self.norm_constraint = norm_constraint
+        self.learning_rate = require_number(learning_rate, "learning_rate", minimum=0.0, strict=True,
+                                            hint="Official FT-L value: 5e-4.")
+        self.steps = require_int(steps, "steps", minimum=1)
+        self.norm_constraint = require_number(norm_constraint, "norm_constraint", minimum=0.0, strict=True,
+                                              allow_infinity=True,
+                                              hint="The L∞ radius around the unedited weights (official: 5e-4; "
+                                                   "inf: unconstrained).")
 
     def _edit_batch(self, requests: list[EditRequest]) -> None:
         device = next(self.model.parameters()).device

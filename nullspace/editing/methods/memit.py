@@ -20,10 +20,11 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from nullspace.editing.hparams import MEMIT_VARIANTS
-from nullspace.editing.methods._solve import as_float64, check_keys_and_residuals, check_square
+from nullspace.editing.methods._solve import as_covariance, as_float64, check_keys_and_residuals
 from nullspace.editing.methods.sequential import KeyValueEditor, TargetFunction, require_layers
+from nullspace.validation import require_number
 
-__all__ = ["MemitEditor", "memit_update"]
+__all__ = ["MemitEditor", "memit_update", "solve_symmetric_psd"]
 
 
 def memit_update(
@@ -45,28 +46,48 @@ def memit_update(
 
     Returns:
         ``Δ`` of shape ``(d_out, d_in)``, float64.
+
+    Raises:
+        TypeError: an argument is not a real tensor (a Python list, a complex tensor) or λ is not a number.
+        ValueError: λ is negative, NaN or infinite; a covariance is not a finite, symmetric, positive
+            semi-definite ``(d_in, d_in)`` matrix; keys or residuals have the wrong shape or are not finite.
     """
+    covariance_weight = require_number(covariance_weight, "covariance_weight λ", minimum=0.0,
+                                       hint="MEMIT's λ weighs C0 against the new keys (official GPT-2 XL: 20000).")
     _, d_in, _ = check_keys_and_residuals(keys, residuals)
-    if covariance_weight < 0:
-        raise ValueError(f"covariance_weight λ must be non-negative, got {covariance_weight}.")
     k = as_float64(keys, "keys")
     r = as_float64(residuals, "residuals").to(k.device)
-    c0 = as_float64(key_covariance, "key_covariance").to(k.device)
-    check_square(c0, d_in, "key_covariance")
+    c0 = as_covariance(key_covariance, "key_covariance", d_in, k.device)
     system = covariance_weight * c0 + k.T @ k
     if edited_covariance is not None:
-        cp = as_float64(edited_covariance, "edited_covariance").to(k.device)
-        check_square(cp, d_in, "edited_covariance")
-        system = system + cp
+        system = system + as_covariance(edited_covariance, "edited_covariance", d_in, k.device)
     # Δᵀ = A⁻¹ K1 Rᵀ with A symmetric, so Δ = R K1ᵀ A⁻¹.
-    rhs = k.T @ r
-    try:
-        return torch.linalg.solve(system, rhs).T
-    except torch.linalg.LinAlgError:
-        # A key unit that is zero in C0, in every new key and in every earlier key (a dead ReLU
-        # unit, say) makes A singular; Δ's column there cannot matter, and the pseudo-inverse
-        # sets it to zero (the minimum-norm solution).
-        return (torch.linalg.pinv(system, hermitian=True) @ rhs).T
+    return solve_symmetric_psd(system, k.T @ r).T
+
+
+def solve_symmetric_psd(system: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """``A⁻¹ B`` for a symmetric positive semi-definite ``A`` (MEMIT's ``λ C0 + K Kᵀ + Kp Kpᵀ``).
+
+    A key unit that is zero in ``C0``, in every new key and in every earlier key (a dead ReLU/GELU
+    unit: the course model's block 1 has 7) makes ``A``'s row and column there zero. Such units
+    are dropped from the solve and their rows of the result set to zero, the minimum-norm
+    solution (what ``pinv`` gives) at the cost of the live block only. The live block is solved by
+    Cholesky; an LU solve is tried only when Cholesky finds it not positive definite, and the
+    pseudo-inverse only when LU finds it exactly singular.
+    """
+    live = system.diagonal() != 0
+    if not bool(live.all()):
+        live = (system != 0).any(dim=1)  # a zero diagonal entry of a PSD matrix means a zero row
+        out = torch.zeros_like(rhs)
+        out[live] = solve_symmetric_psd(system[live][:, live], rhs[live])
+        return out
+    factor, info = torch.linalg.cholesky_ex(system)
+    if int(info) == 0:
+        return torch.cholesky_solve(rhs, factor)
+    solution, info = torch.linalg.solve_ex(system, rhs)
+    if int(info) == 0:
+        return solution
+    return torch.linalg.pinv(system, hermitian=True) @ rhs
 
 
 class MemitEditor(KeyValueEditor):
@@ -93,16 +114,18 @@ class MemitEditor(KeyValueEditor):
                              f"as AlphaEdit's Table 1; 'eq15': with it), got {variant!r}.")
         super().__init__(model, tokenizer, layers, targets, context_templates=context_templates,
                          key_weighting=key_weighting)
+        self.covariance_weight = require_number(covariance_weight, "covariance_weight λ", minimum=0.0)
         require_layers(key_covariances, layers, "key covariance C0",
                         "compute them with nullspace.editing.statistics.key_statistics")
-        if ridge < 0 or (ridge > 0 and covariance_weight <= 0):
-            raise ValueError(f"ridge must be non-negative and needs a positive covariance_weight, got ridge {ridge} "
-                             f"and λ {covariance_weight}.")
+        ridge = require_number(ridge, "ridge", minimum=0.0, hint="0 is the official MEMIT system.")
+        if ridge > 0 and self.covariance_weight <= 0:
+            raise ValueError(f"ridge needs a positive covariance_weight λ, got ridge {ridge} and λ {covariance_weight}.")
         device = next(model.parameters()).device
         # λ(C0 + ridge/λ · I) = λC0 + ridge · I
-        self.key_covariances = {layer: _with_ridge(key_covariances[layer].to(device, torch.float64),
-                                                   ridge / covariance_weight if ridge else 0.0) for layer in layers}
-        self.covariance_weight = covariance_weight
+        self.key_covariances = {layer: _with_ridge(as_covariance(key_covariances[layer], f"key_covariances[{layer}]",
+                                                                 self.key_dim(layer), device),
+                                                   ridge / covariance_weight if ridge else 0.0)
+                                for layer in self.layers}
         self.variant = variant
         self.ridge = ridge
         self.keeps_edited_keys = variant == "eq15"

@@ -19,15 +19,18 @@ from collections.abc import Sequence
 
 import torch
 
-from nullspace.editing.methods._solve import as_float64, check_square
+from nullspace.editing.hparams import TARGET_REFERENCES
+from nullspace.editing.methods._solve import as_covariance, as_float64
 from nullspace.editing.methods.sequential import (
     SequentialEditor,
     TargetFunction,
+    check_context_templates,
     request_keys,
     subject_outputs,
 )
 from nullspace.editing.requests import EditRequest
 from nullspace.editing.spread import apply_delta
+from nullspace.validation import require_number, require_real_tensor
 
 __all__ = ["RomeEditor", "rome_update"]
 
@@ -55,7 +58,15 @@ def rome_update(
 
     Returns:
         ``Δ`` of shape ``(d_out, d_in)``, float64, with ``Δ k* = r``.
+
+    Raises:
+        TypeError: an argument is not a real tensor, or ``ridge`` is not a number.
+        ValueError: ``ridge`` is negative, NaN or infinite; ``key_covariance`` is not a symmetric,
+            positive semi-definite ``(d_in, d_in)`` matrix; ``kᵀ C⁻¹ k`` is not positive.
     """
+    ridge = require_number(ridge, "ridge", minimum=0.0,
+                           hint="It adds ridge·mean(diag C)·I to C; 0 is the plain formula.")
+    key, residual = require_real_tensor(key, "key"), require_real_tensor(residual, "residual")
     if key.ndim != 1 or residual.ndim != 1:
         raise ValueError(
             f"ROME edits one key at a time: expected vectors, got shapes {tuple(key.shape)} and "
@@ -66,10 +77,7 @@ def rome_update(
     target_key = k if insertion_key is None else as_float64(insertion_key, "insertion_key").to(k.device)
     if target_key.shape != k.shape:
         raise ValueError(f"insertion_key has shape {tuple(target_key.shape)} but key has {tuple(k.shape)}.")
-    c = as_float64(key_covariance, "key_covariance").to(k.device)
-    check_square(c, k.numel(), "key_covariance")
-    if ridge < 0:
-        raise ValueError(f"ridge must be non-negative, got {ridge}.")
+    c = as_covariance(key_covariance, "key_covariance", k.numel(), k.device)
     if ridge > 0:
         c = c + ridge * c.diagonal().mean() * torch.eye(k.numel(), dtype=torch.float64, device=k.device)
     left = torch.linalg.solve(c, k)  # C⁻¹ k
@@ -97,12 +105,18 @@ class RomeEditor(SequentialEditor):
                  key_covariance: torch.Tensor, context_templates: Sequence[str] = ("{}",),
                  target_at: str = "mlp", ridge: float = 1e-6) -> None:
         super().__init__(model, [layer])
+        if not callable(targets):
+            raise TypeError(f"targets must be a function (model, tokenizer, requests, layer) -> z, such as "
+                            f"TargetOptimizer(hparams), got {type(targets).__name__}.")
         self.tokenizer = tokenizer
         self.targets = targets
-        self.context_templates = tuple(context_templates)
-        self.key_covariance = key_covariance.to(next(model.parameters()).device, torch.float64)
+        self.context_templates = check_context_templates(context_templates)
+        self.key_covariance = as_covariance(key_covariance, "key_covariance", self.key_dim(layer),
+                                            next(model.parameters()).device)
+        if target_at not in TARGET_REFERENCES:
+            raise ValueError(f"target_at must be one of {TARGET_REFERENCES}, got {target_at!r}.")
         self.target_at = target_at
-        self.ridge = ridge
+        self.ridge = require_number(ridge, "ridge", minimum=0.0)
 
     def _edit_batch(self, requests: list[EditRequest]) -> None:
         (layer,) = self.layers

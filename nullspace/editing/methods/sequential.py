@@ -2,8 +2,10 @@
 
 Every editor
 
-* keeps a copy of the unedited weights of the matrices it may change, so :meth:`reset` restores
-  the model exactly (an edit never touches the checkpoint on disk: models are loaded into memory);
+* restores, on :meth:`reset`, the weights *as loaded* of the matrices it may change (one copy per
+  layer, shared by every editor of the model: :func:`~nullspace.editing.models.weights_as_loaded`),
+  so an experiment never starts from another editor's edits (an edit never touches the checkpoint
+  on disk: models are loaded into memory);
 * keeps the explicit cache of earlier edited keys ``Kp Kpᵀ`` per layer (AlphaEdit Eq. 12, 15),
   which :meth:`reset` empties — a cache leaking from one experiment into the next was a reported
   bug of a popular editing framework, so a new experiment must start with ``reset()``.
@@ -25,17 +27,23 @@ import torch
 from torch import nn
 
 from nullspace.capture import weight_as_matrix
+from nullspace.editing import architectures
 from nullspace.editing.hparams import TARGET_REFERENCES, EditHyperParams
 from nullspace.editing.keys import compute_ks, read_module, subject_token_index
+from nullspace.editing.models import weights_as_loaded
+from nullspace.editing.prompts import encode_right_padded
 from nullspace.editing.requests import EditRequest
 from nullspace.editing.spread import ffn_output, spread_over_layers
 from nullspace.editing.targets import compute_zs
+from nullspace.validation import mark_positive_semidefinite, require_increasing_layers
 
 __all__ = [
     "KeyValueEditor",
     "SequentialEditor",
     "TargetFunction",
     "TargetOptimizer",
+    "check_batch",
+    "check_context_templates",
     "request_keys",
     "require_layers",
     "subject_outputs",
@@ -58,6 +66,12 @@ class TargetOptimizer:
     at: str = "block"
     nll_history: list[float] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.hparams, EditHyperParams):
+            raise TypeError(f"hparams must be an EditHyperParams (hparams_for(model_name)), got "
+                            f"{type(self.hparams).__name__}.")
+        self.context_templates = check_context_templates(self.context_templates)
+
     def __call__(self, model: nn.Module, tokenizer, requests: Sequence[EditRequest], layer: int) -> torch.Tensor:
         hparams = self.hparams if layer == self.hparams.target_layer else replace(self.hparams, layers=(layer,))
         targets = compute_zs(model, tokenizer, [{"prompt": r.prompt, "subject": r.subject,
@@ -76,9 +90,9 @@ def subject_outputs(model: nn.Module, tokenizer, layer: int, requests: Sequence[
     if at not in TARGET_REFERENCES:
         raise ValueError(f"at must be one of {TARGET_REFERENCES}, got {at!r}.")
     device = next(model.parameters()).device
-    block = model.transformer.h[layer]
-    enc = tokenizer([r.edit_prompt for r in requests], return_tensors="pt", padding=True, add_special_tokens=False)
-    outputs = read_module(model, block if at == "block" else block.mlp, {k: v.to(device) for k, v in enc.items()})
+    module = architectures.block(model, layer) if at == "block" else architectures.sublayer(model, "mlp", layer)
+    outputs = read_module(model, module, encode_right_padded(tokenizer, [r.edit_prompt for r in requests], device,
+                                                             argument="edit prompts"))
     positions = torch.tensor([subject_token_index(tokenizer, r.prompt, r.subject) for r in requests], device=device)
     return outputs[torch.arange(len(requests), device=device), positions].float()
 
@@ -88,6 +102,46 @@ def request_keys(model: nn.Module, tokenizer, layer: int, requests: Sequence[Edi
     """The keys of ``requests`` at ``layer``, averaged over ``context_templates`` (compute_ks)."""
     return compute_ks(model, tokenizer, layer, [r.prompt for r in requests], [r.subject for r in requests],
                       context_templates, weighting)
+
+
+def check_context_templates(context_templates: Sequence[str]) -> tuple[str, ...]:
+    """``context_templates`` as a tuple after checking each holds one ``{}`` for the prompt."""
+    if isinstance(context_templates, str) or not context_templates:
+        raise ValueError("context_templates must be a non-empty list of templates with one '{}' for the prompt, "
+                         f"such as ('{{}}',), got {context_templates!r}.")
+    for template in context_templates:
+        if not isinstance(template, str) or template.count("{}") != 1:
+            raise ValueError(f"every context template needs one '{{}}' for the prompt, got {template!r}.")
+    return tuple(context_templates)
+
+
+def check_batch(requests: Sequence[EditRequest]) -> list[EditRequest]:
+    """``requests`` as a list after checking it is a non-empty list of :class:`EditRequest` with no
+    two contradictory requests (one fact, the same subject and relation or prompt, rewritten to two
+    different objects: only one could win, silently)."""
+    if isinstance(requests, EditRequest):
+        raise TypeError("edit() takes a batch (a list) of requests: wrap the single request in a list.")
+    requests = list(requests)
+    if not requests:
+        raise ValueError("the batch is empty: give at least one EditRequest.")
+    for index, request in enumerate(requests):
+        if not isinstance(request, EditRequest):
+            raise TypeError(f"requests[{index}] is a {type(request).__name__}, not an EditRequest: build requests "
+                            "with nullspace.editing.requests.requests_from_counterfact(records).")
+    seen: dict[tuple[str, str], EditRequest] = {}
+    for request in requests:
+        facts = [("prompt", request.subject, request.prompt)]
+        if request.relation_id:
+            facts.append(("relation", request.subject, request.relation_id))
+        for fact in facts:
+            earlier = seen.setdefault(fact, request)
+            if earlier.target_new.strip() != request.target_new.strip():
+                raise ValueError(
+                    f"the batch holds contradictory requests for one fact: cases {earlier.case_id} and "
+                    f"{request.case_id} both rewrite {request.subject!r} ({fact[0]} {fact[2]!r}), to "
+                    f"{earlier.target_new!r} and to {request.target_new!r}; only one could win. Keep one of them, "
+                    "or edit them in separate batches (a later batch re-edits the fact).")
+    return requests
 
 
 def require_layers(per_layer: Mapping[int, object], layers: Sequence[int], what: str, how: str) -> None:
@@ -103,12 +157,12 @@ class SequentialEditor(ABC):
     name = "editor"
 
     def __init__(self, model: nn.Module, layers: Sequence[int]) -> None:
-        if not layers:
-            raise ValueError("an editor needs at least one layer to edit.")
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a GPT-2 torch model (load_model), got {type(model).__name__}.")
         self.model = model
-        self.layers = tuple(layers)
-        self._unedited = {layer: weight_as_matrix(ffn_output(model, layer)).detach().clone()
-                          for layer in self.layers}
+        self.layers = require_increasing_layers(layers, "layers")
+        # the weights as loaded (not as they are now: another editor may have left its edits)
+        self._unedited = weights_as_loaded(model, self.layers)
         self.edited_covariance: dict[int, torch.Tensor] = {}
         self.edits_done = 0
         self.batch_seconds: list[float] = []
@@ -122,18 +176,26 @@ class SequentialEditor(ABC):
         self.edits_done = 0
         self.batch_seconds = []
 
+    def key_dim(self, layer: int) -> int:
+        """The key dimension ``d_ff`` of ``layer``'s FFN output matrix."""
+        return int(self._unedited[layer].shape[1])
+
     def weight_change(self) -> dict[int, float]:
-        """``‖W − W_unedited‖_F`` per edited layer."""
+        """``‖W − W_unedited‖_F`` per edited layer, against the weights as loaded."""
         return {layer: float(torch.linalg.norm(weight_as_matrix(ffn_output(self.model, layer)).detach().float()
                                                - weight.float()))
                 for layer, weight in self._unedited.items()}
 
     def edit(self, requests: Sequence[EditRequest]) -> None:
-        """Apply one batch of requests (timed into :attr:`batch_seconds`)."""
-        if not requests:
-            raise ValueError("the batch is empty.")
+        """Apply one batch of requests (timed into :attr:`batch_seconds`).
+
+        Raises:
+            TypeError: ``requests`` is not a list of :class:`EditRequest`.
+            ValueError: the batch is empty or holds contradictory requests for one fact.
+        """
+        requests = check_batch(requests)
         start = time.perf_counter()
-        self._edit_batch(list(requests))
+        self._edit_batch(requests)
         self.batch_seconds.append(time.perf_counter() - start)
         self.edits_done += len(requests)
 
@@ -155,9 +217,12 @@ class KeyValueEditor(SequentialEditor):
     def __init__(self, model: nn.Module, tokenizer, layers: Sequence[int], targets: TargetFunction, *,
                  context_templates: Sequence[str] = ("{}",), key_weighting: str = "grouped") -> None:
         super().__init__(model, layers)
+        if not callable(targets):
+            raise TypeError(f"targets must be a function (model, tokenizer, requests, layer) -> z, such as "
+                            f"TargetOptimizer(hparams), got {type(targets).__name__}.")
         self.tokenizer = tokenizer
         self.targets = targets
-        self.context_templates = tuple(context_templates)
+        self.context_templates = check_context_templates(context_templates)
         self.key_weighting = key_weighting
 
     def keys(self, layer: int, requests: Sequence[EditRequest]) -> torch.Tensor:
@@ -172,7 +237,8 @@ class KeyValueEditor(SequentialEditor):
         """Add ``K Kᵀ`` of an edited batch to the cache ``Kp Kpᵀ`` of ``layer``."""
         k = keys.to(torch.float64)
         moment = k.T @ k
-        self.edited_covariance[layer] = self.edited_covariance.get(layer, 0) + moment
+        # a sum of Gram matrices KᵀK: positive semi-definite by construction, no need to check it again
+        self.edited_covariance[layer] = mark_positive_semidefinite(self.edited_covariance.get(layer, 0) + moment)
 
     def _edit_batch(self, requests: list[EditRequest]) -> None:
         target_layer = self.layers[-1]

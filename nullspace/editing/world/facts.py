@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nullspace.data_checksums import verify_shipped
 from nullspace.paths import DATA_DIR
 
 __all__ = [
@@ -447,6 +448,7 @@ def load_world(directory: Path = WORLD_DIR) -> World:
     if not path.exists():
         raise FileNotFoundError(
             f"no world at {path}. Generate one with `python -m nullspace.editing.world.facts --out {directory}`.")
+    verify_shipped(path)
     spec = json.loads(path.read_text(encoding="utf-8"))
     relations = tuple(Relation(r["relation_id"], tuple(r["objects"]), tuple(r["templates"]),
                                tuple(r["questions"])) for r in spec["relations"])
@@ -456,16 +458,19 @@ def load_world(directory: Path = WORLD_DIR) -> World:
 
 def load_counterfact(directory: Path = WORLD_DIR) -> list[dict]:
     """The CounterFact-style requests of the stored world."""
+    verify_shipped(directory / "counterfact.json")
     return json.loads((directory / "counterfact.json").read_text(encoding="utf-8"))
 
 
 def load_zsre(directory: Path = WORLD_DIR) -> list[dict]:
     """The ZsRE-style question records of the stored world."""
+    verify_shipped(directory / "zsre.json")
     return json.loads((directory / "zsre.json").read_text(encoding="utf-8"))
 
 
 def load_general_text(directory: Path = WORLD_DIR) -> list[str]:
     """The general text (biographies of never-edited people), one biography per item."""
+    verify_shipped(directory / "general_text.txt")
     return (directory / "general_text.txt").read_text(encoding="utf-8").splitlines()
 
 
