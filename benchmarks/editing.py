@@ -47,6 +47,7 @@ import torch
 from nullspace.editing.evaluation.counterfact import COURSE_LOC_SUFFIX
 from nullspace.editing.evaluation.experiment import (
     ExperimentResult,
+    GeneralAbilityProbe,
     ZsreEvaluation,
     generation_scores,
     harmonic_score,
@@ -75,6 +76,10 @@ RESULTS = REPO_ROOT / "benchmarks" / "results" / "editing.json"
 PARTS = ("tuning", "table", "official", "zsre", "ablation", "alphaedit")
 EDITS = PROTOCOL_EDITS  # AlphaEdit's protocol: 2000 edits
 PROBE_EVERY_EDITS = 200
+# Fluency and consistency on every 10th scored request (200 requests, 600 texts of 100 tokens): the
+# official runner's --generation_test_interval defaults to 1; every request would add about three
+# minutes of CPU to each run here.
+GENERATION_INTERVAL = 10
 NAME_WIDTH = 58
 OFFICIAL_SETTINGS = {"memit_covariance_weight": 20000.0, "alphaedit_rule": AbsoluteRule(2e-2), "alphaedit_l2": 10.0}
 # The methods of Table 1, each with what names it apart from the course settings (the paper's
@@ -146,7 +151,17 @@ def evaluation_of(bench: Workbench, kind: str):
             scores["specificity_course_suffix"] = course(model, tokenizer, requests)["specificity"]
             return scores
         return both
-    return bench.evaluation(generation_interval=1 if kind == "counterfact" else 4)
+    return bench.evaluation(generation_interval=GENERATION_INTERVAL if kind == "counterfact" else 20)
+
+
+def probe_of(bench: Workbench, kind: str) -> GeneralAbilityProbe:
+    """The general-ability probe of a run: the full one, or (tuning runs, which choose by S alone)
+    a tenth of its facts and texts, reported with the choice for information."""
+    if kind != "heldout":
+        return bench.probe
+    probe = bench.probe
+    return GeneralAbilityProbe(probe.fact_prompts[::10], probe.fact_objects[::10], probe.heldout_texts[::10],
+                               probe.unlisted_fact_prompts[::10], probe.unlisted_fact_objects[::10])
 
 
 def run_one(bench: Workbench, run: Run, shift: dict | None = None) -> tuple[dict, ExperimentResult]:
@@ -156,7 +171,7 @@ def run_one(bench: Workbench, run: Run, shift: dict | None = None) -> tuple[dict
     every = max(1, PROBE_EVERY_EDITS // run.batch) if run.kind != "heldout" else 10 ** 6
     start = time.perf_counter()
     result = run_sequential_editing(editor, bench.tokenizer, requests_of(bench, run.kind, run.edits), run.batch,
-                                    bench.probe, edits=run.edits, every=every,
+                                    probe_of(bench, run.kind), edits=run.edits, every=every,
                                     evaluation=evaluation_of(bench, run.kind), setting=run.label, variant=variant)
     row = {"part": run.part, "label": run.label, "requests": run.kind, "settings": describe_settings(run.overrides),
            **result.as_dict(), "S": harmonic_score(result.scores), "wall_seconds": time.perf_counter() - start}
@@ -182,10 +197,11 @@ def shift_facts(bench: Workbench) -> dict:
     return {"facts": (prompts, subjects), "before": before}
 
 
-def tuning_runs(bench: Workbench, edits: int) -> list[Run]:
+def tuning_runs(bench: Workbench, edits: int, methods: list[str]) -> list[Run]:
     edits = min(edits, len(bench.heldout_requests))
     return [Run("tuning", f"{method} grid point {index}: {describe_settings(point)}", method, point, TUNING_BATCH,
-                edits, "heldout") for method, grid in TUNING_GRIDS.items() for index, point in enumerate(grid)]
+                edits, "heldout") for method, grid in TUNING_GRIDS.items() if method in methods
+            for index, point in enumerate(grid)]
 
 
 def choose(rows: list[dict]) -> dict[str, dict]:
@@ -312,6 +328,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
     parser.add_argument("--fresh", action="store_true", help="ignore the runs already in the results file")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--cached-only", action="store_true",
+                        help="run nothing new: print the runs already in the results file (the others as not run) "
+                             "and write the lesson's copy from them")
+    parser.add_argument("--tune", nargs="+", default=list(TUNING_GRIDS), choices=list(TUNING_GRIDS),
+                        help="the methods whose grids the tuning part runs (the others keep the course defaults)")
     parser.add_argument("--edits", type=int, default=EDITS,
                         help="edits per run (a quick check of the script; only the default writes the lesson's copy)")
     args = parser.parse_args(argv)
@@ -334,18 +355,26 @@ def main(argv: list[str] | None = None) -> int:
     print(score_header(NAME_WIDTH))
     print(score_row("unedited", results.data["unedited"]["counterfact"], NAME_WIDTH))
     shift = shift_facts(bench)
+    if "hidden_plane_before" not in results.data["measurements"]:  # the unedited cloud of the Fig. 5 analogue
+        results.data["measurements"]["hidden_plane_before"] = [[round(float(x), 4) for x in point]
+                                                               for point in principal_plane(shift["before"])[0]]
+        results.save()
     plans = {"table": table_runs, "official": official_runs, "zsre": zsre_runs, "ablation": ablation_runs,
              "alphaedit": alphaedit_runs}
     for part in args.parts:
         part_start = time.perf_counter()
         print(f"\n== {part} ==", flush=True)
-        plan = tuning_runs(bench, args.edits) if part == "tuning" else plans[part](chosen_runs(results), args.edits)
+        plan = (tuning_runs(bench, args.edits, args.tune) if part == "tuning"
+                else plans[part](chosen_runs(results), args.edits))
         for run in plan:
             if not results.has(run.key):
+                if args.cached_only:
+                    print(f"{run.label} ({run.edits}×{run.batch})"[-NAME_WIDTH:].rjust(NAME_WIDTH) + "  not run")
+                    continue
                 row, _ = run_one(bench, run, shift if run.part == "table" and run.batch == 100 else None)
                 results.add(run.key, row)
             print_row(results.data["rows"][run.key])
-        if part == "tuning":
+        if part == "tuning" and not args.cached_only:
             rows = [r for r in results.data["rows"].values() if r["part"] == "tuning"]
             results.data["tuning"] = {"requests": len(bench.heldout_requests), "batch": TUNING_BATCH,
                                       "criterion": "ROME's score S on the held-out requests", "chosen": choose(rows)}
@@ -355,16 +384,19 @@ def main(argv: list[str] | None = None) -> int:
                                                                       if k == "memit_variant"})
                 print(f"  chosen for {name}: {choice['settings']} (S {choice['S']:.1f} on the held-out requests; "
                       f"{'the course default' if agrees else 'differs from the course default in hparams.py'})")
-        if part == "ablation":
+        if part == "ablation" and not args.cached_only:
             results.data["measurements"]["rome_insertion_error"] = rome_pairing_error(bench)
             results.data["measurements"]["fluency_by_generation_length"] = generation_length_effect(bench)
             print(f"  ROME insertion error at the bare prompt: {results.data['measurements']['rome_insertion_error']}")
             print(f"  unedited fluency: {results.data['measurements']['fluency_by_generation_length']}")
+        if args.cached_only:
+            continue
         results.data["wall_seconds"][part] = time.perf_counter() - part_start
         results.save()
         print(f"  {part}: {results.data['wall_seconds'][part] / 60:.1f} min of wall time", flush=True)
-    results.data["wall_seconds"]["total (this invocation)"] = time.perf_counter() - start
-    results.save()
+    if not args.cached_only:
+        results.data["wall_seconds"]["total (this invocation)"] = time.perf_counter() - start
+        results.save()
     written = [str(args.out)]
     if args.edits == EDITS and args.out == RESULTS:
         LESSON_RESULTS.parent.mkdir(parents=True, exist_ok=True)
