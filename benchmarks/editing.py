@@ -333,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
                              "and write the lesson's copy from them")
     parser.add_argument("--tune", nargs="+", default=list(TUNING_GRIDS), choices=list(TUNING_GRIDS),
                         help="the methods whose grids the tuning part runs (the others keep the course defaults)")
+    parser.add_argument("--methods", nargs="+", default=None, metavar="NAME",
+                        help="run only these rows of the other parts (names as printed, e.g. AlphaEdit "
+                             "'MEMIT (Table 1: no cache of edited keys)'); default: all")
     parser.add_argument("--edits", type=int, default=EDITS,
                         help="edits per run (a quick check of the script; only the default writes the lesson's copy)")
     args = parser.parse_args(argv)
@@ -367,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = (tuning_runs(bench, args.edits, args.tune) if part == "tuning"
                 else plans[part](chosen_runs(results), args.edits))
         for run in plan:
+            if args.methods and part != "tuning" and display_name(run.method, run.overrides) not in args.methods:
+                continue
             if not results.has(run.key):
                 if args.cached_only:
                     print(f"{run.label} ({run.edits}×{run.batch})"[-NAME_WIDTH:].rjust(NAME_WIDTH) + "  not run")
