@@ -3,12 +3,14 @@ key weighting, batched target vectors, the KL position, ROME's target and insert
 two MEMIT baselines."""
 
 import json
+import runpy
 
 import pytest
 import torch
 from editing_toy import toy_corpus, toy_model, toy_records, toy_tokenizer
 
 from nullspace.editing.contexts import MEMIT_CONTEXT_LENGTHS, ROME_CONTEXT_LENGTHS, sampled_context_templates
+from nullspace.editing.evaluation import protocol
 from nullspace.editing.hparams import EditHyperParams, MethodHyperParams
 from nullspace.editing.keys import compute_ks, context_weights
 from nullspace.editing.methods.memit import MemitEditor, memit_update
@@ -18,6 +20,7 @@ from nullspace.editing.requests import requests_from_counterfact
 from nullspace.editing.statistics import collect_key_statistics
 from nullspace.editing.targets import compute_z, compute_zs
 from nullspace.linalg import AbsoluteRule
+from nullspace.paths import REPO_ROOT
 
 HPARAMS = EditHyperParams(layers=(0, 1), v_num_grad_steps=6, v_lr=0.5, kl_factor=0.0625, v_weight_decay=0.5,
                           clamp_norm_factor=0.75)
@@ -242,3 +245,28 @@ def test_describe_settings_is_short_and_readable():
     assert describe_settings({}) == "default"
     assert describe_settings({"memit_variant": "table1", "memit_covariance_weight": 1000.0}) == "table1, λ=1000"
     assert describe_settings({"alphaedit_rule": AbsoluteRule(2e-2), "alphaedit_l2": 10.0}) == "λ < 0.02, L2=10"
+
+
+def benchmark_module() -> dict:
+    return runpy.run_path(str(REPO_ROOT / "benchmarks" / "editing.py"))
+
+
+def test_settings_are_chosen_per_baseline_by_the_held_out_score():
+    """The tuning part keeps, per Table-1 method (MEMIT per variant), the grid point with the best S
+    on the held-out requests; the lesson's copy keeps every row and the choice."""
+    bench = benchmark_module()
+    grid = protocol.TUNING_GRIDS["MEMIT"]
+    table1 = [i for i, p in enumerate(grid) if p["memit_variant"] == "table1"]
+    eq15 = [i for i, p in enumerate(grid) if p["memit_variant"] == "eq15"]
+    rows = [{"method": "MEMIT", "label": f"MEMIT grid point {i}: x", "settings": f"s{i}", "S": s, "fact_accuracy": 90.0}
+            for i, s in ((table1[0], 80.0), (table1[1], 85.0), (eq15[0], 70.0), (eq15[2], 60.0))]
+    rows.append({"method": "AlphaEdit", "label": "AlphaEdit grid point 3: x", "settings": "a3", "S": 88.0,
+                 "fact_accuracy": 91.0})
+    chosen = bench["choose"](rows)
+    assert chosen["MEMIT (Table 1: no cache of edited keys)"]["index"] == table1[1]
+    assert chosen["MEMIT + Kp (Eq. 15)"]["index"] == eq15[0]
+    assert chosen["AlphaEdit"] == {"method": "AlphaEdit", "index": 3, "settings": "a3", "S": 88.0,
+                                   "fact_accuracy": 91.0}
+    subset = bench["lesson_subset"]({"fingerprint": {}, "unedited": {}, "tuning": {"chosen": chosen},
+                                     "measurements": {}, "rows": {"k": rows[0]}, "wall_seconds": {}})
+    assert subset["rows"] == [rows[0]] and subset["tuning"]["chosen"] == chosen and "wall_seconds" not in subset
