@@ -97,7 +97,7 @@ UNKNOWN_WORD_CASES = {
     "object_token_id": (lambda m, t: object_token_id(t, "unicorn"), "obj", "unicorn"),
     "top1_accuracy": (lambda m, t: top1_accuracy(m, t, ["Ava lives in"], ["unicorn"]), "obj", "unicorn"),
     "perplexity": (lambda m, t: perplexity(m, t, ["Zorblax owns a goat ."]), "texts", "Zorblax"),
-    "generate": (lambda m, t: generate(m, t, ["Zorblax lives in"], max_new_tokens=2), "prompts", "Zorblax"),
+    "generate": (lambda m, t: generate(m, t, ["Zorblax lives in"], max_length=6), "prompts", "Zorblax"),
     "counterfact_scores": (lambda m, t: counterfact_scores(m, t, [request(0, "Ava", "unicorn", "Paris")]),
                            "targets", "unicorn"),
 }
@@ -391,8 +391,8 @@ def test_run_sequential_editing_refuses_empty_and_contradictory_request_lists(to
         run_sequential_editing(editor, tokenizer, batches, 2, probe)
     with pytest.raises(ValueError, match="every must be an integer ≥ 1"):
         run_sequential_editing(editor, tokenizer, requests, 2, probe, every=0)
-    with pytest.raises(ValueError, match="generation_requests must be an integer ≥ 0"):
-        run_sequential_editing(editor, tokenizer, requests, 2, probe, generation_requests=-1)
+    with pytest.raises(ValueError, match="edits must be an integer ≥ 1"):
+        run_sequential_editing(editor, tokenizer, requests, 2, probe, edits=0)
     with pytest.raises(TypeError, match="editor must be an editor"):
         run_sequential_editing("MEMIT", tokenizer, requests, 2, probe)
     assert unchanged(model, before)
@@ -434,8 +434,8 @@ def bench():
                       memit_covariance_weight=1.0, preserved_keys_weight=0.0)
     probe = GeneralAbilityProbe(["Ava lives in", "Bo lives in"], ["Paris", "Rome"], toy_corpus()[:4],
                                 ["Gus lives in"], ["Oslo"])
-    return Workbench("toy", model, tokenizer, None, requests, HPARAMS, methods, stats, probe, {},
-                     TfidfVectorizer().fit(toy_corpus()))
+    return Workbench("toy", model, tokenizer, None, requests, [], [], HPARAMS, methods, stats, probe, {},
+                     TfidfVectorizer().fit(toy_corpus()), {"MEMIT": ("{}",), "ROME": ("{}",)})
 
 
 def test_an_editor_built_after_another_experiment_restores_the_loaded_weights(bench):
@@ -443,7 +443,7 @@ def test_an_editor_built_after_another_experiment_restores_the_loaded_weights(be
     restored MEMIT's edited weights (‖W − W_loaded‖ stayed 4.96 / 23.0)."""
     loaded = {layer: weight_as_matrix(ffn_output(bench.model, layer)).detach().clone() for layer in LAYERS}
     memit = bench.editor("MEMIT")
-    run_sequential_editing(memit, bench.tokenizer, bench.requests, 3, bench.probe, generation_requests=1)
+    run_sequential_editing(memit, bench.tokenizer, bench.requests, 3, bench.probe)
     moved = {layer: float((weight_as_matrix(ffn_output(bench.model, layer)) - loaded[layer]).norm())
              for layer in LAYERS}
     assert min(moved.values()) > 1e-3  # MEMIT left its edits in the model

@@ -85,6 +85,9 @@ def test_rome_inserts_the_key_exactly_and_matches_the_formula():
     assert relative(delta @ k, r) <= 1e-10
     left = torch.linalg.inv(c) @ k
     assert relative(delta, torch.outer(r, left) / (left @ k)) <= 1e-8
+    bare = k + 0.1 * torch.randn(D_IN, generator=g, dtype=torch.float64)  # the key at the bare prompt
+    exact_there = rome_update(k, r, c, insertion_key=bare, ridge=0.0)
+    assert relative(exact_there @ bare, r) <= 1e-10
 
 
 @pytest.mark.bad_input

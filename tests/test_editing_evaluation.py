@@ -8,16 +8,20 @@ from editing_toy import toy_model, toy_records, toy_tokenizer
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from nullspace.editing.evaluation.counterfact import (
+    COURSE_LOC_SUFFIX,
+    OFFICIAL_GENERATION_LENGTH,
+    OFFICIAL_LOC_SUFFIX,
     consistency,
     counterfact_scores,
     fact_accuracy,
     fluency,
+    generate,
     ngram_entropy,
     perplexity,
     target_scores,
     zsre_scores,
 )
-from nullspace.editing.requests import QuestionRecord, requests_from_counterfact
+from nullspace.editing.requests import questions_from_zsre, requests_from_counterfact
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +53,53 @@ def test_counterfact_scores_are_complementary_for_efficacy_and_specificity(toy):
     assert counterfact_scores(model, tokenizer, flipped).efficacy == pytest.approx(100 - scores.efficacy)
 
 
-def test_zsre_token_accuracy_in_range(toy):
+MEND_RECORD = {"subject": "Ava", "src": "Q: Where does Ava live? A:", "pred": "Paris",
+               "rephrase": "The home town of Ava is", "alt": "Rome", "answers": ["Rome"],
+               "loc": "nq question: Where does Bo live", "loc_ans": "Oslo", "cond": "Paris >> Rome || …"}
+
+
+def test_zsre_record_reads_mends_schema_as_the_official_loader():
+    (record,) = questions_from_zsre([MEND_RECORD])
+    assert record.case_id == 0 and record.answer == "Rome" and record.pred == "Paris"
+    request = record.as_edit_request()
+    assert request.prompt == "Q: Where does {} live? A:" and request.target_new == "Rome"
+    assert request.target_true == "Paris"
+    without_pred = questions_from_zsre([{k: v for k, v in MEND_RECORD.items() if k != "pred"}])[0]
+    assert without_pred.as_edit_request().target_true == "<|endoftext|>"  # as the official loader
+    with pytest.raises(ValueError, match="answers"):
+        questions_from_zsre([{**MEND_RECORD, "answers": "Rome"}])
+    with pytest.raises(KeyError, match="loc_ans"):
+        questions_from_zsre([{k: v for k, v in MEND_RECORD.items() if k != "loc_ans"}])
+
+
+def test_zsre_token_accuracy_and_the_locality_suffix(toy):
     model, tokenizer = toy
-    record = QuestionRecord(0, "Ava", "Q: Where does Ava live? A:", "The home town of Ava is", "Rome", "Paris",
-                            "Bo lives in", "Oslo")
+    (record,) = questions_from_zsre([MEND_RECORD])
     scores = zsre_scores(model, tokenizer, [record])
     assert set(scores) == {"efficacy", "generalization", "specificity"}
     assert all(v in (0.0, 100.0) for v in scores.values())  # one-token answers: right or wrong
+    # the official suffix "?" and the course's "? A:" score the same answer after different prompts
+    # ("nq question:" holds words the toy tokenizer does not know: read as <|unk|>, as the official code would)
+    for suffix in (OFFICIAL_LOC_SUFFIX, COURSE_LOC_SUFFIX):
+        ids = tokenizer(record.loc + suffix, add_special_tokens=False)["input_ids"]
+        (answer,) = tokenizer(" " + record.loc_ans, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            predicted = int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax())
+        expected = 100.0 if predicted == answer else 0.0
+        assert zsre_scores(model, tokenizer, [record], loc_suffix=suffix)["specificity"] == expected
+
+
+def test_generation_is_seeded_batched_and_as_long_as_the_official_runner(toy):
+    model, tokenizer = toy
+    prompts = ["Ava lives in", "Bo works as a", "Ava lives in"]
+    texts = generate(model, tokenizer, prompts, max_length=12, seed=3, skip_special_tokens=False)
+    assert texts == generate(model, tokenizer, prompts, max_length=12, seed=3, skip_special_tokens=False)
+    assert [len(tokenizer(t)["input_ids"]) for t in texts] == [12, 12, 12]  # prompt included, as max_out_len
+    assert all(t.startswith(p) for t, p in zip(texts, prompts))
+    # the toy model has 32 positions
+    capped = generate(model, tokenizer, prompts[:1], max_length=100, skip_special_tokens=False)
+    assert len(tokenizer(capped[0])["input_ids"]) == model.config.n_positions
+    assert OFFICIAL_GENERATION_LENGTH == 100
 
 
 def test_ngram_entropy_and_fluency():

@@ -38,16 +38,18 @@ def test_two_batches_of_memit_and_alphaedit_scored_into_json(family, tmp_path, m
     out = tmp_path / "results.json"
     argv = ["--model", str(tmp_path / "model"), "--hparams", "gpt2-xl", "--layers", "0", "1", "--edits", "4",
             "--batch", "2", "--every", "1", "--statistics-texts", "16", "--heldout-texts", "8",
-            "--tokens-per-text", "32", "--generation-requests", "2", "--cache-dir", str(tmp_path / "cache"),
+            "--tokens-per-text", "32", "--generation-interval", "2", "--cache-dir", str(tmp_path / "cache"),
             "--out", str(out)]
     assert main(argv) == 0
     results = json.loads(out.read_text())
     assert results["edits"] == 4 and results["layers"] == [0, 1] and results["statistics_texts"] == 16
+    assert results["context_templates"][0] == "{}" and len(results["context_templates"]) == 6  # official contexts
+    assert results["methods"]["MEMIT"]["variant"] == "table1"  # Table 1's baseline: no cache of edited keys
     for method in ("MEMIT", "AlphaEdit"):
         run = results["methods"][method]
         assert run["history"]["edits"] == [0, 2, 4]
         for key in ("efficacy", "generalization", "specificity", "fluency", "consistency", "perplexity"):
-            assert np.isfinite(run["scores"][key]), (method, key)
+            assert np.isfinite(run[key]), (method, key)
     with pytest.raises(SystemExit):  # an existing result is not overwritten
         main(argv)
     with pytest.raises(ValueError, match="holds 4 records but 10 edits were asked for"):

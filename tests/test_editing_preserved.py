@@ -98,7 +98,7 @@ def test_gpt2_xl_settings_run_end_to_end_on_a_small_stand_in(monkeypatch, tmp_pa
     for method in ("MEMIT", "AlphaEdit"):
         editor = bench.editor(method)
         result = run_sequential_editing(editor, bench.tokenizer, bench.requests, 2, bench.probe,
-                                        generation_requests=1)
+                                        evaluation=bench.evaluation(generation_interval=2))
         assert editor.edits_done == 4 and set(editor.weight_change()) == {13, 14, 15, 16, 17}
         assert result.scores["efficacy"] >= 0
         editor.reset()

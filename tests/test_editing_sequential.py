@@ -5,13 +5,13 @@ import pytest
 import torch
 from editing_toy import toy_corpus, toy_model, toy_records, toy_tokenizer
 
+from nullspace.editing.hparams import EditHyperParams
 from nullspace.editing.methods.alphaedit import AlphaEditEditor
+from nullspace.editing.methods.ft import FineTuneEditor
 from nullspace.editing.methods.memit import MemitEditor
 from nullspace.editing.methods.rome import RomeEditor
-from nullspace.editing.methods.ft import FineTuneEditor
-from nullspace.editing.hparams import EditHyperParams
-from nullspace.editing.requests import requests_from_counterfact
 from nullspace.editing.methods.sequential import TargetOptimizer, request_keys, subject_outputs
+from nullspace.editing.requests import requests_from_counterfact
 from nullspace.editing.statistics import collect_key_statistics
 from nullspace.linalg import RelativeRule, null_space
 
@@ -43,7 +43,8 @@ def test_memit_spread_reaches_the_targets_and_reset_restores(setup):
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     targets = fixed_targets(0.5)
     z = targets(model, tokenizer, requests[:3], LAYERS[-1])
-    editor = MemitEditor(model, tokenizer, LAYERS, targets, key_covariances=c0, covariance_weight=1e-6)
+    editor = MemitEditor(model, tokenizer, LAYERS, targets, key_covariances=c0, covariance_weight=1e-6,
+                         variant="eq15")
     editor.edit(requests[:3])
     reached = subject_outputs(model, tokenizer, LAYERS[-1], requests[:3])
     assert float(torch.linalg.norm(reached - z) / torch.linalg.norm(z)) < 1e-4
@@ -56,7 +57,8 @@ def test_memit_spread_reaches_the_targets_and_reset_restores(setup):
 
 def test_edited_key_cache_holds_the_re_extracted_keys(setup):
     model, tokenizer, requests, c0 = setup
-    editor = MemitEditor(model, tokenizer, LAYERS, fixed_targets(0.2), key_covariances=c0, covariance_weight=10.0)
+    editor = MemitEditor(model, tokenizer, LAYERS, fixed_targets(0.2), key_covariances=c0, covariance_weight=10.0,
+                         variant="eq15")
     editor.edit(requests[:3])
     first = request_keys(model, tokenizer, 1, requests[:3], ("{}",)).double()
     editor.edit(requests[3:])

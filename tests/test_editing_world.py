@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from nullspace.editing.keys import subject_token_index
-from nullspace.editing.world.tokenizer import build_tokenizer
 from nullspace.editing.world.facts import (
     WORLD_DIR,
     generate_world,
@@ -16,6 +15,7 @@ from nullspace.editing.world.facts import (
     load_zsre,
     save_world,
 )
+from nullspace.editing.world.tokenizer import build_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,8 @@ def test_bio_only_people_never_appear_in_question_texts(world):
 
 def test_counterfact_records_follow_the_schema(world):
     records = world.counterfact_records()
-    assert len(records) == len(world.edit_people)
+    assert len(records) == len(world.edit_people) * len(world.relations)
+    assert [r["case_id"] for r in records] == list(range(len(records)))
     preserved = {p.name for p in world.preserved_people}
     for record in records:
         rewrite = record["requested_rewrite"]
@@ -81,20 +82,42 @@ def test_counterfact_records_follow_the_schema(world):
             assert any(name in prompt.split() for name in preserved)
         for key in ("paraphrase_prompts", "neighborhood_prompts", "attribute_prompts", "generation_prompts"):
             assert isinstance(record[key], list)
-    with_neighbours = sum(bool(r["neighborhood_prompts"]) for r in records)
-    assert with_neighbours >= 0.9 * len(records), "most requests need neighbours for specificity"
+    # round 0 picks relations with neighbours; later rounds take the rest (a 60-person world lacks some)
+    first_round = records[:len(world.edit_people)]
+    with_neighbours = sum(bool(r["neighborhood_prompts"]) for r in first_round)
+    assert with_neighbours >= 0.9 * len(first_round), "most requests need neighbours for specificity"
 
 
-def test_every_shipped_request_has_neighbours():
-    assert all(r["neighborhood_prompts"] for r in load_counterfact())
+def test_requests_cover_every_fact_of_the_edit_pool_once_in_rounds(world):
+    records = world.counterfact_records()
+    facts = [(r["requested_rewrite"]["subject"], r["requested_rewrite"]["relation_id"]) for r in records]
+    assert len(set(facts)) == len(facts), "a fact is requested twice"
+    assert set(facts) == {(p.name, rel.relation_id) for p in world.edit_people for rel in world.relations}
+    pool = len(world.edit_people)
+    for start in range(len(records) - pool + 1):  # any window as long as the pool: distinct subjects
+        window = [subject for subject, _ in facts[start:start + pool]]
+        assert len(set(window)) == pool
+    # round 0 is one request per person, in the pool's order
+    assert [subject for subject, _ in facts[:pool]] == [p.name for p in world.edit_people]
 
 
-def test_zsre_records_ask_the_same_requests(world):
-    for cf, zs in zip(world.counterfact_records(), world.zsre_records()):
-        assert zs["subject"] == cf["requested_rewrite"]["subject"]
-        assert zs["alt"] == cf["requested_rewrite"]["target_new"]["str"]
-        assert zs["answers"] == [cf["requested_rewrite"]["target_true"]["str"]]
-        assert zs["src"].endswith("A:") and zs["subject"] in zs["rephrase"]
+def test_every_shipped_request_has_neighbours_and_the_protocol_fits():
+    records = load_counterfact()
+    assert len(records) >= 2000 + 100, "AlphaEdit's protocol needs 2000 requests and a held-out set"
+    assert all(r["neighborhood_prompts"] for r in records)
+
+
+def test_zsre_records_follow_mends_schema_and_ask_the_same_requests(world):
+    for cf, zs in zip(world.counterfact_records(), world.zsre_records(), strict=True):
+        assert set(zs) == {"subject", "src", "pred", "rephrase", "alt", "answers", "loc", "loc_ans", "cond"}
+        rewrite = cf["requested_rewrite"]
+        assert zs["subject"] == rewrite["subject"] and zs["subject"] in zs["src"] and zs["subject"] in zs["rephrase"]
+        assert zs["answers"] == [rewrite["target_new"]["str"]] == [zs["alt"]]  # the official edit inserts answers[0]
+        assert zs["pred"] == rewrite["target_true"]["str"]
+        assert zs["src"].endswith("A:")
+        # the official loader asserts this, then appends "?" to loc
+        assert zs["loc"].startswith("nq question: ") and not zs["loc"].endswith("?")
+        assert zs["subject"] not in zs["loc"]
 
 
 def test_general_text_mentions_only_preserved_people(world):
@@ -133,7 +156,7 @@ def test_save_and_load_round_trip(world, tmp_path):
     loaded = load_world(tmp_path)
     assert loaded.people == world.people and loaded.seed == world.seed
     assert load_counterfact(tmp_path) == json.loads(json.dumps(world.counterfact_records()))
-    assert load_zsre(tmp_path)[0]["case_id"] == 0
+    assert load_zsre(tmp_path) == world.zsre_records()
     assert load_general_text(tmp_path) == world.general_text()
 
 

@@ -13,10 +13,11 @@ from matplotlib.figure import Figure
 from nullspace.editing.associative_memory import SequentialTrace
 from nullspace.plots import COLORS, RULE_COLORS, use_course_style
 
-__all__ = ["METHOD_COLORS", "plot_general_ability", "plot_hidden_shift", "plot_memory_traces"]
+__all__ = ["METHOD_COLORS", "plot_general_ability", "plot_hidden_shift", "plot_memory_traces", "plot_weight_change"]
 
+# "MEMIT + Kp" (Eq. 15) before "MEMIT" (Table 1's baseline): a name takes the first prefix it matches.
 METHOD_COLORS = {"unedited": COLORS["neutral"], "FT": "#937860", "ROME": COLORS["range"],
-                 "MEMIT": COLORS["bad"], "AlphaEdit": COLORS["null"]}
+                 "MEMIT + Kp": COLORS["update"], "MEMIT": COLORS["bad"], "AlphaEdit": COLORS["null"]}
 
 
 def _color(name: str, index: int) -> str:
@@ -59,6 +60,16 @@ def plot_general_ability(axes: Sequence[Axes], history: Mapping[str, Mapping[str
     axes[0].set(xlabel="edits so far", ylabel="accuracy on unedited facts (%)")
     axes[1].set(xlabel="edits so far", ylabel="perplexity on held-out text")
     axes[0].legend(fontsize=8)
+
+
+def plot_weight_change(ax: Axes, history: Mapping[str, Mapping], layer: int | str) -> None:
+    """``‖W − W_unedited‖_F`` of block ``layer`` against the number of edits, on a log scale
+    (AlphaEdit Fig. 4's companion: how fast each method's update grows). ``history[method]`` has
+    ``edits`` and ``weight_change[str(layer)]``."""
+    for i, (name, h) in enumerate(history.items()):
+        changes = h["weight_change"][str(layer)]
+        ax.plot(h["edits"][1:], changes[1:], marker=".", color=_color(name, i), label=name)
+    ax.set(xlabel="edits so far", ylabel=f"‖ΔW‖ of block {layer} (Frobenius)", yscale="log")
 
 
 def plot_hidden_shift(before: torch.Tensor, after: Mapping[str, torch.Tensor], title: str = "",

@@ -97,8 +97,17 @@ def token_ids(tokenizer, texts: Sequence[str], argument: str) -> list[list[int]]
     ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
     unknown = unknown_token_id(tokenizer)
     if unknown is not None and any(unknown in row for row in ids):
-        raise _unknown_words_error(tokenizer, [t for t, row in zip(texts, ids) if unknown in row], argument)
+        offending = [t for t, row in zip(texts, ids) if unknown in row and _has_unknown_word(tokenizer, t)]
+        if offending:
+            raise _unknown_words_error(tokenizer, offending, argument)
     return ids
+
+
+def _has_unknown_word(tokenizer, text: str) -> bool:
+    """Whether ``text`` holds a word the tokenizer does not know; the unknown token written out
+    (``<|unk|>`` in a context template the model sampled itself) is a token, not such a word."""
+    written = getattr(tokenizer, "unk_token", None)
+    return any(word != written for word in unknown_words(tokenizer, text))
 
 
 def require_known_words(tokenizer, texts: Sequence[str], argument: str) -> None:
@@ -139,17 +148,22 @@ def encode_right_padded(tokenizer, texts: Sequence[str], device: torch.device | 
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
 
 
-def target_token_batch(tokenizer, prompts: Sequence[str], targets: Sequence[str], device: torch.device
-                       ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+def target_token_batch(tokenizer, prompts: Sequence[str], targets: Sequence[str], device: torch.device, *,
+                       known_words_only: bool = True) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Tokenised ``prompt + " " + target`` texts (one leading space, :func:`with_leading_space`) and
-    labels that score only the target's tokens (``-100`` elsewhere), right-padded."""
+    labels that score only the target's tokens (``-100`` elsewhere), right-padded. Unknown words in
+    the prompts are accepted only with ``known_words_only=False`` (the official ZsRE ``loc``
+    prompts, ``"nq question: …"``, which the teaching model reads with ``<|unk|>``)."""
     prompts, targets = _require_strings(prompts, "prompts"), _require_strings(targets, "targets")
     if len(prompts) != len(targets):
         raise ValueError(f"got {len(prompts)} prompts but {len(targets)} targets: give one target per prompt.")
     spaced = [with_leading_space(t, f"targets[{i}]") for i, t in enumerate(targets)]
-    prompt_lengths = [len(row) for row in token_ids(tokenizer, prompts, "prompts")]
+    rows = (token_ids(tokenizer, prompts, "prompts") if known_words_only
+            else tokenizer(prompts, add_special_tokens=False)["input_ids"])
+    prompt_lengths = [len(row) for row in rows]
     require_known_words(tokenizer, spaced, "targets")
-    enc = encode_right_padded(tokenizer, [p + t for p, t in zip(prompts, spaced)], argument="prompts and targets")
+    enc = encode_right_padded(tokenizer, [p + t for p, t in zip(prompts, spaced)], argument="prompts and targets",
+                              known_words_only=known_words_only)
     labels = enc["input_ids"].clone()
     labels[enc["attention_mask"] == 0] = -100
     for row, length in enumerate(prompt_lengths):

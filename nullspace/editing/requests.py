@@ -1,4 +1,4 @@
-"""Edit requests in the CounterFact schema, and ZsRE-style question records.
+"""Edit requests in the CounterFact schema, and question records in MEND's ZsRE schema.
 
 A CounterFact record (ROME/MEMIT/AlphaEdit evaluation data) holds a ``requested_rewrite``
 (``prompt`` with ``{}`` for the subject, ``subject``, ``target_new``, ``target_true``,
@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+# The end-of-text token the official ZsRE loader writes as every request's (unscored) true object.
+END_OF_TEXT = "<|endoftext|>"
 from nullspace.validation import require_int
 
 __all__ = ["EditRequest", "QuestionRecord", "questions_from_zsre", "requests_from_counterfact"]
@@ -80,39 +82,53 @@ class EditRequest:
 
 @dataclass(frozen=True)
 class QuestionRecord:
-    """A ZsRE-style record: a question ``src`` whose answer becomes ``alt``, its rephrasing, and an
-    unrelated question ``loc`` whose answer ``loc_ans`` must not change."""
+    """One record of MEND's ZsRE evaluation file (``zsre_mend_eval.json``), as the official
+    ROME/MEMIT/AlphaEdit loader reads it: the question ``src`` about ``subject`` gets the answer
+    ``answer`` (the file's ``answers[0]``: what the official edit inserts), ``rephrase`` asks the
+    same, and the unrelated question ``loc`` (a Natural-Questions prompt without its question
+    mark) must keep its answer ``loc_ans``. ``pred`` is the unedited model's answer when the file
+    gives it (MEND's files do); ``alt`` is MEND's own alternative answer, kept for reference.
+    """
 
     case_id: int
     subject: str
     src: str
     rephrase: str
-    alt: str
     answer: str
     loc: str
     loc_ans: str
+    pred: str = ""
+    alt: str = ""
 
     @classmethod
-    def from_zsre(cls, record: Mapping) -> QuestionRecord:
-        where = f"ZsRE record {record.get('case_id', '?')}"
+    def from_zsre(cls, record: Mapping, case_id: int) -> QuestionRecord:
+        """Read one record; ``case_id`` is its index in the file (the official loader's)."""
+        where = f"ZsRE record {case_id}"
         answers = _field(record, "answers", where)
+        if isinstance(answers, str) or not isinstance(answers, Sequence) or not answers:
+            raise ValueError(f"{where}: 'answers' must be a non-empty list of strings (MEND's schema), "
+                             f"got {answers!r}.")
         return cls(
-            case_id=int(_field(record, "case_id", where)),
+            case_id=case_id,
             subject=_field(record, "subject", where),
             src=_field(record, "src", where),
             rephrase=_field(record, "rephrase", where),
-            alt=_field(record, "alt", where),
-            answer=answers[0] if isinstance(answers, Sequence) and not isinstance(answers, str) else answers,
+            answer=answers[0],
             loc=_field(record, "loc", where),
             loc_ans=_field(record, "loc_ans", where),
+            pred=str(record.get("pred", "")),
+            alt=str(record.get("alt", "")),
         )
 
     def as_edit_request(self) -> EditRequest:
-        """The question as an edit request (the subject is located inside ``src``)."""
+        """The question as an edit request, as the official loader builds it: the subject in
+        ``src`` becomes ``{}``, the new object is ``answers[0]``; the true object is ``pred``
+        (the official loader, which never scores it, writes ``<|endoftext|>``)."""
         if self.subject not in self.src:
             raise ValueError(f"case {self.case_id}: subject {self.subject!r} does not occur in {self.src!r}.")
+        true = self.pred if self.pred and self.pred != self.answer else END_OF_TEXT
         return EditRequest(self.case_id, self.src.replace(self.subject, "{}", 1), self.subject,
-                           self.alt, self.answer, "zsre", paraphrase_prompts=(self.rephrase,))
+                           self.answer, true, "zsre", paraphrase_prompts=(self.rephrase,))
 
 
 def requests_from_counterfact(records: Iterable[Mapping], limit: int | None = None) -> list[EditRequest]:
@@ -124,6 +140,6 @@ def requests_from_counterfact(records: Iterable[Mapping], limit: int | None = No
 
 
 def questions_from_zsre(records: Iterable[Mapping], limit: int | None = None) -> list[QuestionRecord]:
-    """The first ``limit`` (all when None) ZsRE records."""
-    questions = [QuestionRecord.from_zsre(r) for r in records]
+    """The first ``limit`` (all when None) records of a ZsRE file in MEND's schema."""
+    questions = [QuestionRecord.from_zsre(r, case_id) for case_id, r in enumerate(records)]
     return questions if limit is None else questions[:limit]

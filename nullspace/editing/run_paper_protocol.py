@@ -1,17 +1,23 @@
 """AlphaEdit's Table-1 protocol on your own model and data: N edits in batches of B, scored at the end.
 
     python -m nullspace.editing.run_paper_protocol --model gpt2-xl --methods MEMIT AlphaEdit \\
-        [--dataset counterfact|multi_counterfact] [--edits 2000] [--batch 100] [--every 5] --out results.json
+        [--memit-variant table1|eq15] [--dataset counterfact|multi_counterfact] [--edits 2000] [--batch 100] \\
+        [--every 5] --out results.json
 
 Everything is read from the user's disk: the model from the local Hugging Face cache or a
 ``save_pretrained`` folder (:mod:`nullspace.editing.models`), the data from ``NULLSPACE_DATA_DIR``
 in the official formats (:mod:`nullspace.editing.official_data`), the corpus for ``C0`` from its
 ``corpus/`` (cached under ``NULLSPACE_CACHE_DIR``). The settings are the official ones for the model
 (:mod:`nullspace.editing.hparams`; ``--hparams`` borrows another model's, ``--layers`` overrides
-the edited layers). Each method edits the first ``--edits`` requests in batches of ``--batch`` on the
-same unedited model (restored between methods), is scored as the official runner scores
-CounterFact (efficacy, generalization, specificity, fluency, consistency against the attribute
-snippets with the official IDF statistics when they are in the data folder), and tracks general
+the edited layers). Keys and target vectors are averaged over the bare prompt and five texts sampled
+from the model, as the official code does (:mod:`nullspace.editing.contexts`). MEMIT is Table 1's
+baseline (``--memit-variant table1``: no cache of edited keys) or Eq. 15's (``eq15``). Each method
+edits the first ``--edits`` requests in batches of ``--batch`` on the same unedited model (restored
+between methods) through the course's runner
+(:func:`~nullspace.editing.evaluation.experiment.run_sequential_editing`), is scored as the
+official runner scores CounterFact (efficacy, generalization, specificity for every request;
+fluency and consistency, against the attribute snippets with the official IDF statistics when they
+are in the data folder, for every ``--generation-interval``-th request), and tracks general
 ability every ``--every`` batches: perplexity of held-out corpus texts (the texts after those used
 for ``C0``) and the accuracy of the true objects on the edited requests' neighbourhood prompts.
 The six GLUE-style tasks of the paper's Fig. 4 are not run here. Results are written as JSON.
@@ -22,14 +28,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from nullspace.editing.contexts import MEMIT_CONTEXT_LENGTHS, sampled_context_templates
 from nullspace.editing.corpus import load_corpus
-from nullspace.editing.evaluation.experiment import GeneralAbilityProbe, run_sequential_editing
-from nullspace.editing.hparams import hparams_for, method_hparams_for
+from nullspace.editing.evaluation.experiment import (
+    CounterFactEvaluation,
+    GeneralAbilityProbe,
+    run_sequential_editing,
+)
+from nullspace.editing.hparams import MEMIT_VARIANTS, hparams_for, method_hparams_for
 from nullspace.editing.methods.alphaedit import AlphaEditEditor
 from nullspace.editing.methods.memit import MemitEditor
 from nullspace.editing.methods.sequential import TargetOptimizer
@@ -70,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hparams", default=None, help="whose official settings to use (default: --model)")
     parser.add_argument("--layers", type=int, nargs="+", default=None)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--memit-variant", default="table1", choices=MEMIT_VARIANTS,
+                        help="table1: no cache of edited keys (AlphaEdit's Table 1); eq15: with it")
     parser.add_argument("--dataset", default="counterfact", choices=("counterfact", "multi_counterfact"))
     parser.add_argument("--data-dir", type=Path, default=None, help="default NULLSPACE_DATA_DIR")
     parser.add_argument("--edits", type=int, default=2000)
@@ -78,13 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--statistics-texts", type=int, default=None, help="default: the official 100,000")
     parser.add_argument("--tokens-per-text", type=int, default=None, help="default: the model's context length")
     parser.add_argument("--heldout-texts", type=int, default=100)
-    parser.add_argument("--generation-requests", type=int, default=50)
+    parser.add_argument("--generation-interval", type=int, default=10,
+                        help="fluency and consistency on every n-th request (official --generation_test_interval)")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     args = parser.parse_args(argv)
-    if args.edits < 1 or args.batch < 1 or args.every < 1:
-        parser.error("--edits, --batch and --every must be positive.")
+    if args.edits < 1 or args.batch < 1 or args.every < 1 or args.generation_interval < 1:
+        parser.error("--edits, --batch, --every and --generation-interval must be positive.")
     if args.out.exists() and not args.overwrite:
         parser.error(f"{args.out} exists; choose another --out or pass --overwrite to replace it.")
 
@@ -110,26 +124,30 @@ def main(argv: list[str] | None = None) -> int:
         vectorizer = tfidf_vectorizer(args.data_dir) if references is not None else None
     except MissingDataError:
         vectorizer = None
+    contexts = sampled_context_templates(model, tokenizer, MEMIT_CONTEXT_LENGTHS)
+    evaluation = CounterFactEvaluation(args.generation_interval, references, vectorizer)
     results = {"model": args.model, "settings": settings_name, "dataset": args.dataset, "edits": len(requests),
                "batch": args.batch, "layers": list(hparams.layers), "statistics_texts": len(texts),
-               "tokens_per_text": max_length, "methods": {}}
+               "tokens_per_text": max_length, "context_templates": list(contexts), "methods": {}}
     for method in args.methods:
         if method == "MEMIT":
-            editor = MemitEditor(model, tokenizer, hparams.layers, TargetOptimizer(hparams),
-                                 key_covariances=covariances, covariance_weight=methods.memit_covariance_weight)
+            editor = MemitEditor(model, tokenizer, hparams.layers, TargetOptimizer(hparams, contexts),
+                                 key_covariances=covariances, covariance_weight=methods.memit_covariance_weight,
+                                 variant=args.memit_variant, context_templates=contexts)
         else:
             projectors = {layer: fast_projector(c, methods.alphaedit_rule) for layer, c in covariances.items()}
             for layer, projector in projectors.items():
                 print(f"layer {layer}: " + spectrum_summary(eigenvalues=projector.eigenvalues,
                                                             threshold=getattr(methods.alphaedit_rule,
                                                                               "threshold_value", None)), flush=True)
-            editor = AlphaEditEditor(model, tokenizer, hparams.layers, TargetOptimizer(hparams),
-                                     null_spaces=projectors, l2_weight=methods.alphaedit_l2)
+            editor = AlphaEditEditor(model, tokenizer, hparams.layers, TargetOptimizer(hparams, contexts),
+                                     null_spaces=projectors, l2_weight=methods.alphaedit_l2,
+                                     context_templates=contexts)
         result = run_sequential_editing(editor, tokenizer, requests, args.batch, probe, setting=settings_name,
-                                        every=args.every, generation_requests=args.generation_requests,
-                                        reference_texts=references, vectorizer=vectorizer)
+                                        every=args.every, evaluation=evaluation,
+                                        variant=args.memit_variant if method == "MEMIT" else "")
         editor.reset()
-        results["methods"][method] = asdict(result)
+        results["methods"][method] = result.as_dict()
         print(f"{method}: " + ", ".join(f"{k} {v:.2f}" for k, v in result.scores.items()), flush=True)
         del editor
         if torch.cuda.is_available():

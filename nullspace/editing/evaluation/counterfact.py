@@ -12,6 +12,9 @@ each averaged per request, then over requests, ×100. Top-1 variants ask instead
 object's first token is the most likely next token. Fluency is the n-gram entropy of generated
 text; consistency the TF-IDF cosine between generated text and reference texts about the new
 object. ZsRE scores are top-1 token accuracies of the answer under teacher forcing.
+
+Sources: the official ``experiments/py/eval_utils_counterfact.py`` and ``eval_utils_zsre.py``
+of ROME/MEMIT/AlphaEdit, whose conventions (generation length, the ZsRE suffix) are named below.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from nullspace.editing.requests import EditRequest, QuestionRecord
 from nullspace.validation import require_int
 
 __all__ = [
+    "COURSE_LOC_SUFFIX",
+    "OFFICIAL_GENERATION_LENGTH",
+    "OFFICIAL_LOC_SUFFIX",
     "CounterFactScores",
     "consistency",
     "counterfact_scores",
@@ -64,7 +70,7 @@ def target_scores(model, tokenizer, prompts: Sequence[str], targets: Sequence[st
     for start in range(0, len(prompts), batch_size):
         inputs, labels = target_token_batch(tokenizer, prompts[start:start + batch_size],
                                             targets[start:start + batch_size], device)
-        logits = model(**inputs).logits[:, :-1].float()
+        logits = model(**inputs, use_cache=False).logits[:, :-1].float()
         labels = labels[:, 1:]
         scored = labels != -100
         token_nll = F.cross_entropy(logits.transpose(1, 2), labels.clamp_min(0), reduction="none")
@@ -143,26 +149,37 @@ def _require_requests(requests: Sequence[EditRequest]) -> None:
                             "with nullspace.editing.requests.requests_from_counterfact(records).")
 
 
+# The official ZsRE evaluation appends "?" to the Natural-Questions ``loc`` prompt; the teaching
+# model only ever read questions as "Q: … ? A:" and after a bare "?" predicts "A", so the course
+# closes ``loc`` the way it closes its questions (measured in benchmarks/editing.py).
+OFFICIAL_LOC_SUFFIX = "?"
+COURSE_LOC_SUFFIX = "? A:"
+
+
 @torch.no_grad()
-def zsre_scores(model, tokenizer, records: Sequence[QuestionRecord]) -> dict[str, float]:
-    """ZsRE token accuracy (×100): the new answer on the question and its rephrasing, and the
-    unrelated question's answer (specificity)."""
+def zsre_scores(model, tokenizer, records: Sequence[QuestionRecord], *, loc_suffix: str = OFFICIAL_LOC_SUFFIX
+                ) -> dict[str, float]:
+    """ZsRE scores (×100) as the official code computes them: the token-level top-1 accuracy,
+    under teacher forcing, of the inserted answer (``answers[0]``) after the question
+    (efficacy) and after its rephrasing (generalization), and of ``loc_ans`` after
+    ``loc + loc_suffix`` (specificity; the official suffix is ``"?"``), averaged per record
+    and then over records."""
     if not records:
         raise ValueError("records is empty: there is nothing to score (questions_from_zsre(records)).")
-
-    def accuracy(prompts: list[str], answers: list[str]) -> float:
+    def accuracy(prompts: list[str], answers: list[str], known_words_only: bool = True) -> float:
         device = next(model.parameters()).device
-        inputs, labels = target_token_batch(tokenizer, prompts, answers, device)
-        predicted = model(**inputs).logits[:, :-1].argmax(-1)
+        inputs, labels = target_token_batch(tokenizer, prompts, answers, device, known_words_only=known_words_only)
+        predicted = model(**inputs, use_cache=False).logits[:, :-1].argmax(-1)
         labels = labels[:, 1:]
         scored = labels != -100
         per_record = ((predicted == labels) & scored).sum(1).float() / scored.sum(1)
         return 100.0 * float(per_record.mean())
 
     return {
-        "efficacy": accuracy([r.src for r in records], [r.alt for r in records]),
-        "generalization": accuracy([r.rephrase for r in records], [r.alt for r in records]),
-        "specificity": accuracy([r.loc for r in records], [r.loc_ans for r in records]),
+        "efficacy": accuracy([r.src for r in records], [r.answer for r in records]),
+        "generalization": accuracy([r.rephrase for r in records], [r.answer for r in records]),
+        # the official "nq question: …" prefix is read as it comes, unknown words included
+        "specificity": accuracy([r.loc + loc_suffix for r in records], [r.loc_ans for r in records], False),
     }
 
 
@@ -179,32 +196,54 @@ def _words(text: str) -> list[str]:
     return text.replace(".", " . ").replace("?", " ? ").replace(",", " , ").replace(":", " : ").split()
 
 
+# The official runner generates up to 100 tokens in all, prompt included (``max_out_len = 100``).
+OFFICIAL_GENERATION_LENGTH = 100
+
+
 @torch.no_grad()
-def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int = 40, top_k: int = 5,
-             seed: int = 0) -> list[str]:
-    """Top-k sampled continuations (the CounterFact generation setting), seeded; one prompt at a
-    time with the model's key-value cache."""
-    max_new_tokens = require_int(max_new_tokens, "max_new_tokens", minimum=0)
+def generate(model, tokenizer, prompts: Sequence[str], *, max_length: int = OFFICIAL_GENERATION_LENGTH,
+             top_k: int = 5, seed: int = 0, skip_special_tokens: bool = True, batch_size: int = 256,
+             known_words_only: bool = True) -> list[str]:
+    """Top-k sampled continuations (the official ``generate_fast``: top-5 sampling until the text
+    is ``max_length`` tokens long, prompt included; never beyond the model's context
+    ``n_positions``), seeded, in the order of ``prompts``.
+
+    Prompts of equal token length are generated together (up to ``batch_size`` at a time) with the
+    model's key-value cache, so no padding is needed. ``skip_special_tokens=False`` keeps tokens
+    such as ``<|unk|>`` in the decoded text. Prompts with words the tokenizer does not know are
+    refused unless ``known_words_only`` is False (the official context openings, which the
+    teaching model reads as ``<|unk|>``).
+    """
+    max_length = require_int(max_length, "max_length", minimum=1, hint="The official length: 100 tokens in all.")
     top_k = require_int(top_k, "top_k", minimum=1)
-    prompt_ids = token_ids(tokenizer, prompts, "prompts")
+    batch_size = require_int(batch_size, "batch_size", minimum=1)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
-    limit = getattr(model.config, "n_positions", 1024)
-    texts = []
-    for row in prompt_ids:
-        if not row:
-            raise ValueError("a generation prompt encodes to no token: give a non-empty prompt.")
-        ids = torch.tensor([row], device=device)
-        tokens, step_input, past = ids[0].tolist(), ids, None
-        for _ in range(min(max_new_tokens, limit - ids.shape[1])):
-            out = model(input_ids=step_input, past_key_values=past, use_cache=True,
-                        attention_mask=torch.ones(1, len(tokens), dtype=torch.long, device=device))
-            past = out.past_key_values
-            values, indices = out.logits[0, -1].float().topk(top_k)
-            choice = indices[torch.multinomial(F.softmax(values, -1), 1, generator=generator)]
-            tokens.append(int(choice))
-            step_input = choice.view(1, 1)
-        texts.append(tokenizer.decode(tokens, skip_special_tokens=True))
+    limit = min(max_length, getattr(model.config, "n_positions", max_length))
+    encoded = (token_ids(tokenizer, prompts, "prompts") if known_words_only
+               else tokenizer(list(prompts), add_special_tokens=False)["input_ids"])
+    by_length: dict[int, list[int]] = {}
+    for index, ids in enumerate(encoded):
+        if not ids:
+            raise ValueError(f"prompt {index} ({prompts[index]!r}) encodes to no token.")
+        by_length.setdefault(len(ids), []).append(index)
+    texts: list[str] = [""] * len(prompts)
+    for length in sorted(by_length):
+        group = by_length[length]
+        for start in range(0, len(group), batch_size):
+            members = group[start:start + batch_size]
+            tokens = torch.tensor([encoded[i] for i in members], device=device)
+            step_input, past = tokens, None
+            while tokens.shape[1] < limit:
+                out = model(input_ids=step_input, past_key_values=past, use_cache=True,
+                            attention_mask=torch.ones(tokens.shape, dtype=torch.long, device=device))
+                past = out.past_key_values
+                values, indices = out.logits[:, -1].float().topk(top_k, dim=-1)
+                picks = torch.multinomial(F.softmax(values, -1), 1, generator=generator)
+                step_input = indices.gather(1, picks)
+                tokens = torch.cat([tokens, step_input], dim=1)
+            for row, index in enumerate(members):
+                texts[index] = tokenizer.decode(tokens[row].tolist(), skip_special_tokens=skip_special_tokens)
     return texts
 
 
@@ -250,7 +289,7 @@ def perplexity(model, tokenizer, texts: Sequence[str], batch_size: int = 32, max
     for start in range(0, len(texts), batch_size):
         enc = encode_right_padded(tokenizer, texts[start:start + batch_size], device, argument="texts",
                                   max_length=max_length)
-        logits = model(**enc).logits[:, :-1].float()
+        logits = model(**enc, use_cache=False).logits[:, :-1].float()
         labels = enc["input_ids"][:, 1:]
         mask = enc["attention_mask"][:, 1:].bool()
         nll = F.cross_entropy(logits.transpose(1, 2), labels, reduction="none")

@@ -38,7 +38,7 @@ def next_token_logits(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
         enc = encode_right_padded(tokenizer, prompts[start:start + batch_size], device, argument="prompts")
         if bool((enc["attention_mask"].sum(1) == 0).any()):
             raise ValueError("a prompt encodes to no token: give non-empty prompts.")
-        logits = model(**enc).logits
+        logits = model(**enc, use_cache=False).logits
         last = enc["attention_mask"].sum(1) - 1
         rows.append(logits[torch.arange(len(last), device=device), last].float().cpu())
     return torch.cat(rows) if rows else torch.empty(0, model.config.vocab_size)

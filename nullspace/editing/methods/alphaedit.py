@@ -184,8 +184,9 @@ class AlphaEditEditor(KeyValueEditor):
 
     def __init__(self, model, tokenizer, layers: Sequence[int], targets: TargetFunction, *,
                  null_spaces: Mapping[int, NullSpace | NullProjector], l2_weight: float,
-                 context_templates: Sequence[str] = ("{}",)) -> None:
-        super().__init__(model, tokenizer, layers, targets, context_templates=context_templates)
+                 context_templates: Sequence[str] = ("{}",), key_weighting: str = "grouped") -> None:
+        super().__init__(model, tokenizer, layers, targets, context_templates=context_templates,
+                         key_weighting=key_weighting)
         self.l2_weight = require_number(l2_weight, "l2_weight", minimum=0.0, strict=True,
                                         hint="1 in Eq. 14, 10 in the official GPT-2 XL code.")
         require_layers(null_spaces, self.layers, "null space", "build them with nullspace.linalg.null_space(C0, rule)")

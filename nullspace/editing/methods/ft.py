@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from nullspace.capture import weight_as_matrix
+from nullspace.editing.methods.sequential import SequentialEditor
 from nullspace.editing.prompts import target_token_batch
 from nullspace.editing.requests import EditRequest
-from nullspace.editing.methods.sequential import SequentialEditor
 from nullspace.editing.spread import ffn_output
 from nullspace.validation import require_int, require_number
 
@@ -54,7 +54,7 @@ class FineTuneEditor(SequentialEditor):
         try:
             for _ in range(self.steps):
                 optimizer.zero_grad()
-                logits = self.model(**inputs).logits[:, :-1]
+                logits = self.model(**inputs, use_cache=False).logits[:, :-1]
                 loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
                                        ignore_index=-100)
                 loss.backward()

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from nullspace.editing.hparams import MEMIT_VARIANTS
 from nullspace.editing.methods._solve import as_covariance, as_float64, check_keys_and_residuals
 from nullspace.editing.methods.sequential import KeyValueEditor, TargetFunction, require_layers
 from nullspace.validation import require_number
@@ -90,21 +91,49 @@ def solve_symmetric_psd(system: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor
 
 
 class MemitEditor(KeyValueEditor):
-    """Sequential MEMIT: Eq. 15 at every edited layer with the cache ``Kp Kpᵀ`` of earlier batches."""
+    """Sequential MEMIT at every edited layer, in one of two variants (``variant``):
+
+    * ``"table1"``: the official runner's MEMIT, the baseline of AlphaEdit's Table 1: each batch
+      solves ``λC0 + K1K1ᵀ`` with no cache of earlier edited keys (earlier edits simply stay in
+      the weights; the runner's cached ``MEMIT_seq`` crashes on its first batch);
+    * ``"eq15"``: Eq. 15 as the AlphaEdit paper writes it, with the cache ``Kp Kpᵀ`` of earlier
+      batches: a stronger baseline than the paper's, since the cache also regularises the solve.
+
+    ``ridge`` adds ``ridge · I`` to the system (not in any paper: the course's probe of why
+    Table-1 MEMIT collapses on a key covariance with near-zero directions).
+    """
 
     name = "MEMIT"
 
     def __init__(self, model, tokenizer, layers: Sequence[int], targets: TargetFunction, *,
                  key_covariances: Mapping[int, torch.Tensor], covariance_weight: float,
-                 context_templates: Sequence[str] = ("{}",)) -> None:
-        super().__init__(model, tokenizer, layers, targets, context_templates=context_templates)
+                 variant: str = "table1", ridge: float = 0.0, context_templates: Sequence[str] = ("{}",),
+                 key_weighting: str = "grouped") -> None:
+        if variant not in MEMIT_VARIANTS:
+            raise ValueError(f"variant must be one of {MEMIT_VARIANTS} ('table1': no cache of edited keys, "
+                             f"as AlphaEdit's Table 1; 'eq15': with it), got {variant!r}.")
+        super().__init__(model, tokenizer, layers, targets, context_templates=context_templates,
+                         key_weighting=key_weighting)
         self.covariance_weight = require_number(covariance_weight, "covariance_weight λ", minimum=0.0)
         require_layers(key_covariances, layers, "key covariance C0",
                         "compute them with nullspace.editing.statistics.key_statistics")
+        ridge = require_number(ridge, "ridge", minimum=0.0, hint="0 is the official MEMIT system.")
+        if ridge > 0 and self.covariance_weight <= 0:
+            raise ValueError(f"ridge needs a positive covariance_weight λ, got ridge {ridge} and λ {covariance_weight}.")
         device = next(model.parameters()).device
-        self.key_covariances = {layer: as_covariance(key_covariances[layer], f"key_covariances[{layer}]",
-                                                     self.key_dim(layer), device) for layer in self.layers}
+        # λ(C0 + ridge/λ · I) = λC0 + ridge · I
+        self.key_covariances = {layer: _with_ridge(as_covariance(key_covariances[layer], f"key_covariances[{layer}]",
+                                                                 self.key_dim(layer), device),
+                                                   ridge / covariance_weight if ridge else 0.0)
+                                for layer in self.layers}
+        self.variant = variant
+        self.ridge = ridge
+        self.keeps_edited_keys = variant == "eq15"
 
     def solve(self, layer: int, keys: torch.Tensor, residuals: torch.Tensor) -> torch.Tensor:
         return memit_update(keys, residuals, self.key_covariances[layer], covariance_weight=self.covariance_weight,
                             edited_covariance=self.edited_covariance.get(layer))
+
+
+def _with_ridge(covariance: torch.Tensor, amount: float) -> torch.Tensor:
+    return covariance + amount * torch.eye(len(covariance), dtype=covariance.dtype, device=covariance.device)

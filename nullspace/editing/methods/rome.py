@@ -8,6 +8,9 @@ rank-one update (ROME Eq. 2):
 
 so that ``(W + Δ) k* = v*`` exactly. A batch of requests is applied one request at a time; the
 residual ``r = v* − W k*`` comes from the caller (the target vector minus the current output).
+The official code takes the direction ``C⁻¹k`` from a key averaged over context templates and
+the denominator from the bare prompt's key ``k*``, so that the insertion is exact where the
+residual was read.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
+from nullspace.editing.hparams import TARGET_REFERENCES
 from nullspace.editing.methods._solve import as_covariance, as_float64
 from nullspace.editing.methods.sequential import (
     SequentialEditor,
@@ -36,16 +40,21 @@ def rome_update(
     residual: torch.Tensor,
     key_covariance: torch.Tensor,
     *,
+    insertion_key: torch.Tensor | None = None,
     ridge: float = 1e-6,
 ) -> torch.Tensor:
-    """ROME's rank-one update ``r (C⁻¹k)ᵀ / (kᵀ C⁻¹ k)`` for one key ``k`` (d_in) and residual ``r``.
+    """ROME's rank-one update ``r (C⁻¹k)ᵀ / (k*ᵀ C⁻¹ k)`` (ROME Eq. 2, as ``compute_v`` writes it).
 
     Args:
-        key: ``k*``, shape ``(d_in,)``.
-        residual: ``v* − W k*``, shape ``(d_out,)``.
+        key: ``k``, the key averaged over context templates, shape ``(d_in,)``: it sets the
+            update's direction ``C⁻¹k`` (ROME's ``compute_u``).
+        residual: ``v* − W k*``, the change the value at ``k*`` must make, shape ``(d_out,)``.
         key_covariance: ``C = E[k kᵀ]``, ``(d_in, d_in)``.
+        insertion_key: ``k*``, the key the residual was read at (the bare prompt's, in ROME's
+            ``compute_v``); ``Δ k* = r`` exactly. None: ``k*`` is ``key`` (ROME Eq. 2 with one key).
         ridge: ``C + ridge · mean(diag C) · I`` is inverted, so that a rank-deficient ``C`` (a small
-            corpus) still gives a finite update; ``0`` for the plain formula.
+            corpus, units that never fire) still gives a finite update; ``0`` for the plain formula
+            (the official code inverts ``C`` itself).
 
     Returns:
         ``Δ`` of shape ``(d_out, d_in)``, float64, with ``Δ k* = r``.
@@ -65,29 +74,36 @@ def rome_update(
         )
     k = as_float64(key, "key")
     r = as_float64(residual, "residual").to(k.device)
+    target_key = k if insertion_key is None else as_float64(insertion_key, "insertion_key").to(k.device)
+    if target_key.shape != k.shape:
+        raise ValueError(f"insertion_key has shape {tuple(target_key.shape)} but key has {tuple(k.shape)}.")
     c = as_covariance(key_covariance, "key_covariance", k.numel(), k.device)
     if ridge > 0:
         c = c + ridge * c.diagonal().mean() * torch.eye(k.numel(), dtype=torch.float64, device=k.device)
-    left = torch.linalg.solve(c, k)  # C⁻¹ k*
-    denominator = left @ k
+    left = torch.linalg.solve(c, k)  # C⁻¹ k
+    denominator = left @ target_key
     if not bool(denominator > 0):
-        raise ValueError("kᵀ C⁻¹ k is not positive: the key covariance is not positive definite "
-                         "on this key; raise `ridge`.")
+        raise ValueError("k*ᵀ C⁻¹ k is not positive: the key covariance is not positive definite on this "
+                         "key, or the averaged key points away from the insertion key; raise `ridge`.")
     return torch.outer(r, left) / denominator
 
 
 class RomeEditor(SequentialEditor):
     """Sequential ROME: one rank-one update of one layer per request, requests in turn.
 
-    Each request's target ``z`` is optimised at the edited layer's own output, against the model
-    as edited by the requests before it; the key is averaged over the context templates.
+    As ROME's official ``compute_u``/``compute_v``: the update's direction comes from the key
+    averaged over the context templates (a flat mean), the target ``z`` is optimised at the
+    output of the layer's MLP (``target_at="mlp"``; ``"block"`` optimises it at the block output,
+    as MEMIT does) against the model as edited by the requests before it, and the residual
+    ``z − m`` is read at the bare prompt, where the update inserts it exactly (``insertion_key``
+    of :func:`rome_update`).
     """
 
     name = "ROME"
 
     def __init__(self, model, tokenizer, layer: int, targets: TargetFunction, *,
                  key_covariance: torch.Tensor, context_templates: Sequence[str] = ("{}",),
-                 ridge: float = 1e-6) -> None:
+                 target_at: str = "mlp", ridge: float = 1e-6) -> None:
         super().__init__(model, [layer])
         if not callable(targets):
             raise TypeError(f"targets must be a function (model, tokenizer, requests, layer) -> z, such as "
@@ -97,12 +113,17 @@ class RomeEditor(SequentialEditor):
         self.context_templates = check_context_templates(context_templates)
         self.key_covariance = as_covariance(key_covariance, "key_covariance", self.key_dim(layer),
                                             next(model.parameters()).device)
+        if target_at not in TARGET_REFERENCES:
+            raise ValueError(f"target_at must be one of {TARGET_REFERENCES}, got {target_at!r}.")
+        self.target_at = target_at
         self.ridge = require_number(ridge, "ridge", minimum=0.0)
 
     def _edit_batch(self, requests: list[EditRequest]) -> None:
         (layer,) = self.layers
         for request in requests:
             z = self.targets(self.model, self.tokenizer, [request], layer)[0]
-            key = request_keys(self.model, self.tokenizer, layer, [request], self.context_templates)[0]
-            residual = z - subject_outputs(self.model, self.tokenizer, layer, [request])[0]
-            apply_delta(self.model, layer, rome_update(key, residual, self.key_covariance, ridge=self.ridge))
+            key = request_keys(self.model, self.tokenizer, layer, [request], self.context_templates, "flat")[0]
+            bare_key = request_keys(self.model, self.tokenizer, layer, [request], ("{}",))[0]
+            residual = z - subject_outputs(self.model, self.tokenizer, layer, [request], self.target_at)[0]
+            delta = rome_update(key, residual, self.key_covariance, insertion_key=bare_key, ridge=self.ridge)
+            apply_delta(self.model, layer, delta)

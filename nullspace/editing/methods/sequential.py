@@ -28,13 +28,13 @@ from torch import nn
 
 from nullspace.capture import weight_as_matrix
 from nullspace.editing import architectures
-from nullspace.editing.hparams import EditHyperParams
-from nullspace.editing.keys import compute_ks, subject_token_index
+from nullspace.editing.hparams import TARGET_REFERENCES, EditHyperParams
+from nullspace.editing.keys import compute_ks, read_module, subject_token_index
 from nullspace.editing.models import weights_as_loaded
 from nullspace.editing.prompts import encode_right_padded
 from nullspace.editing.requests import EditRequest
 from nullspace.editing.spread import ffn_output, spread_over_layers
-from nullspace.editing.targets import compute_z
+from nullspace.editing.targets import compute_zs
 from nullspace.validation import mark_positive_semidefinite, require_increasing_layers
 
 __all__ = [
@@ -44,8 +44,8 @@ __all__ = [
     "TargetOptimizer",
     "check_batch",
     "check_context_templates",
-    "require_layers",
     "request_keys",
+    "require_layers",
     "subject_outputs",
 ]
 
@@ -55,12 +55,15 @@ TargetFunction = Callable[[nn.Module, object, Sequence[EditRequest], int], torch
 
 @dataclass
 class TargetOptimizer:
-    """The target vectors ``z`` of a batch by :func:`~nullspace.editing.targets.compute_z`, one
-    request at a time, at any layer (ROME asks for its own layer); keeps each request's final NLL
-    of the new object in :attr:`nll_history`, which caps what any weight solve can reach."""
+    """The target vectors ``z`` of a batch by :func:`~nullspace.editing.targets.compute_zs` (the
+    batch's requests optimised together, each exactly as alone), at any layer (ROME asks for its
+    own layer); keeps each request's final NLL
+    of the new object in :attr:`nll_history`, which caps what any weight solve can reach.
+    ``at`` is ``"block"`` (MEMIT's ``compute_z``) or ``"mlp"`` (ROME's ``compute_v``)."""
 
     hparams: EditHyperParams
     context_templates: tuple[str, ...] = ("{}",)
+    at: str = "block"
     nll_history: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -71,37 +74,34 @@ class TargetOptimizer:
 
     def __call__(self, model: nn.Module, tokenizer, requests: Sequence[EditRequest], layer: int) -> torch.Tensor:
         hparams = self.hparams if layer == self.hparams.target_layer else replace(self.hparams, layers=(layer,))
-        rows = []
-        for r in requests:
-            target = compute_z(model, tokenizer, {"prompt": r.prompt, "subject": r.subject,
-                                                  "target_new": {"str": r.target_new}},
-                               hparams, self.context_templates)
-            self.nll_history.append(target.nll)
-            rows.append(target.z)
-        return torch.stack(rows)
+        targets = compute_zs(model, tokenizer, [{"prompt": r.prompt, "subject": r.subject,
+                                                 "target_new": {"str": r.target_new}} for r in requests],
+                             hparams, self.context_templates, at=self.at)
+        self.nll_history.extend(t.nll for t in targets)
+        return torch.stack([t.z for t in targets])
 
 
 @torch.no_grad()
-def subject_outputs(model: nn.Module, tokenizer, layer: int, requests: Sequence[EditRequest]) -> torch.Tensor:
-    """The output of block ``layer`` (the residual stream) at each request's subject's last token
-    in its edit prompt, ``(u, d_model)``; the ``h_L`` of the residual ``z − h_L``."""
+def subject_outputs(model: nn.Module, tokenizer, layer: int, requests: Sequence[EditRequest], at: str = "block"
+                    ) -> torch.Tensor:
+    """The output of block ``layer`` (the residual stream; ``at="mlp"``: of its MLP) at each
+    request's subject's last token in its bare edit prompt, ``(u, d_model)``; the ``h_L`` of the
+    residual ``z − h_L`` (the official code reads it at the bare prompt too)."""
+    if at not in TARGET_REFERENCES:
+        raise ValueError(f"at must be one of {TARGET_REFERENCES}, got {at!r}.")
     device = next(model.parameters()).device
-    captured: list[torch.Tensor] = []
-    handle = architectures.block(model, layer).register_forward_hook(
-        lambda _m, _i, output: captured.append((output[0] if isinstance(output, tuple) else output).detach()))
-    try:
-        model(**encode_right_padded(tokenizer, [r.edit_prompt for r in requests], device, argument="edit prompts"))
-    finally:
-        handle.remove()
+    module = architectures.block(model, layer) if at == "block" else architectures.sublayer(model, "mlp", layer)
+    outputs = read_module(model, module, encode_right_padded(tokenizer, [r.edit_prompt for r in requests], device,
+                                                             argument="edit prompts"))
     positions = torch.tensor([subject_token_index(tokenizer, r.prompt, r.subject) for r in requests], device=device)
-    return captured[0][torch.arange(len(requests), device=device), positions].float()
+    return outputs[torch.arange(len(requests), device=device), positions].float()
 
 
 def request_keys(model: nn.Module, tokenizer, layer: int, requests: Sequence[EditRequest],
-                 context_templates: Sequence[str]) -> torch.Tensor:
+                 context_templates: Sequence[str], weighting: str = "grouped") -> torch.Tensor:
     """The keys of ``requests`` at ``layer``, averaged over ``context_templates`` (compute_ks)."""
     return compute_ks(model, tokenizer, layer, [r.prompt for r in requests], [r.subject for r in requests],
-                      context_templates)
+                      context_templates, weighting)
 
 
 def check_context_templates(context_templates: Sequence[str]) -> tuple[str, ...]:
@@ -205,10 +205,17 @@ class SequentialEditor(ABC):
 
 
 class KeyValueEditor(SequentialEditor):
-    """MEMIT-style editing of FFN output matrices; subclasses give the per-layer closed form."""
+    """MEMIT-style editing of FFN output matrices; subclasses give the per-layer closed form.
+
+    Keys are averaged over ``context_templates`` with ``key_weighting`` (``"grouped"``: the
+    official ½ bare prompt, ½ the prefixed ones; see :func:`~nullspace.editing.keys.context_weights`).
+    Subclasses that do not use the cache of edited keys set :attr:`keeps_edited_keys` to False.
+    """
+
+    keeps_edited_keys = True
 
     def __init__(self, model: nn.Module, tokenizer, layers: Sequence[int], targets: TargetFunction, *,
-                 context_templates: Sequence[str] = ("{}",)) -> None:
+                 context_templates: Sequence[str] = ("{}",), key_weighting: str = "grouped") -> None:
         super().__init__(model, layers)
         if not callable(targets):
             raise TypeError(f"targets must be a function (model, tokenizer, requests, layer) -> z, such as "
@@ -216,6 +223,11 @@ class KeyValueEditor(SequentialEditor):
         self.tokenizer = tokenizer
         self.targets = targets
         self.context_templates = check_context_templates(context_templates)
+        self.key_weighting = key_weighting
+
+    def keys(self, layer: int, requests: Sequence[EditRequest]) -> torch.Tensor:
+        """The batch's keys at ``layer`` from the model as it is now."""
+        return request_keys(self.model, self.tokenizer, layer, requests, self.context_templates, self.key_weighting)
 
     @abstractmethod
     def solve(self, layer: int, keys: torch.Tensor, residuals: torch.Tensor) -> torch.Tensor:
@@ -233,10 +245,10 @@ class KeyValueEditor(SequentialEditor):
         z = self.targets(self.model, self.tokenizer, requests, target_layer)
         spread_over_layers(
             self.model, self.layers, z,
-            keys_at=lambda layer: request_keys(self.model, self.tokenizer, layer, requests, self.context_templates),
+            keys_at=lambda layer: self.keys(layer, requests),
             outputs_now=lambda: subject_outputs(self.model, self.tokenizer, target_layer, requests),
             solve=self.solve,
         )
-        for layer in self.layers:  # official code: keys re-extracted from the edited model
-            self.remember_keys(layer, request_keys(self.model, self.tokenizer, layer, requests,
-                                                   self.context_templates))
+        if self.keeps_edited_keys:
+            for layer in self.layers:  # official code: keys re-extracted from the edited model
+                self.remember_keys(layer, self.keys(layer, requests))

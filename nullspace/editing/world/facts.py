@@ -7,8 +7,9 @@ these facts the module writes
   (the augmentation that makes facts extractable from the name; Allen-Zhu & Li, "Physics of
   Language Models 3.1");
 * question-style prompts ("Q: Where does Vorlan live? A: Paris");
-* for every person of the *edit pool*, one counterfactual request in the CounterFact schema of
-  ROME/MEMIT/AlphaEdit, and a ZsRE-style question record;
+* for every person of the *edit pool*, a counterfactual request on every relation in the
+  CounterFact schema of ROME/MEMIT/AlphaEdit (no fact requested twice), and the same requests as
+  question records in the schema of MEND's ZsRE file;
 * a *general text*: biographies of the people who are never edited, for the key statistics
   ``C0 = E[k kᵀ]`` of MEMIT/AlphaEdit and for perplexity.
 
@@ -35,6 +36,7 @@ from nullspace.data_checksums import verify_shipped
 from nullspace.paths import DATA_DIR
 
 __all__ = [
+    "NQ_PREFIX",
     "RELATIONS",
     "WORLD_DIR",
     "Person",
@@ -123,6 +125,11 @@ _SYLLABLES_START = ("Al", "Bel", "Cor", "Dan", "El", "Fen", "Gal", "Hal", "Is", 
 _SYLLABLES_MIDDLE = ("a", "e", "i", "o", "u", "ar", "en", "il", "or", "un", "ae", "io")
 _SYLLABLES_END = ("din", "mar", "wyn", "lis", "dor", "ric", "vin", "tha", "nor", "bek", "sen",
                   "ra", "los", "mir", "del", "ric", "van", "nix", "gar", "lo")
+
+# MEND's ZsRE file writes its unrelated (locality) questions as Natural-Questions prompts.
+NQ_PREFIX = "nq question: "
+# How every question prompt of the world opens and closes.
+QUESTION_OPENING, QUESTION_CLOSING = "Q: ", "? A:"
 
 # Neutral sentence openings used as CounterFact "generation_prompts".
 _GENERATION_OPENINGS = ("{} is a person who", "Everyone knows that {}", "{} said that")
@@ -251,56 +258,87 @@ class World:
 
     # ---- edit records ---------------------------------------------------------------------
     def counterfact_records(self, neighbours: int = 10) -> list[dict]:
-        """One counterfactual request per edit-pool person, in the CounterFact schema.
+        """Counterfactual requests on every relation of every edit-pool person, in the
+        CounterFact schema of ROME/MEMIT/AlphaEdit: ``len(edit_people) × len(relations)`` records
+        (2160 in the shipped world), no fact requested twice.
+
+        The records come in *rounds*: round 0 holds one request per edit-pool person (a relation
+        whose true object some preserved person shares, so that it has neighbours), rounds 1, 2, …
+        each person's remaining relations in a seeded order; within a round the people keep the
+        same order. Any run of consecutive records no longer than the edit pool therefore names
+        each subject at most once (a batch never edits two facts of one person).
 
         ``requested_rewrite.prompt`` is the relation's first template; ``paraphrase_prompts`` are
         its other templates and its questions, each after a sentence about someone else (as
         CounterFact prefixes its paraphrases); ``neighborhood_prompts`` ask the same relation
         about preserved people whose true object is ``target_true``; ``attribute_prompts`` about
-        preserved people whose true object is ``target_new``.
+        preserved people whose true object is ``target_new``. Neighbours are always preserved
+        people: nobody who is ever edited.
         """
-        rng = np.random.default_rng([self.seed, 11])
+        first_round = np.random.default_rng([self.seed, 11])
+        later_rounds = np.random.default_rng([self.seed, 12])
         preserved = self.preserved_people
-        records = []
-        for case_id, person in enumerate(self.edit_people):
-            # edit a relation whose true object some preserved person shares, so that the
-            # request has neighbours to measure specificity on
+        records: list[dict] = []
+        later: list[list[tuple[Person, Relation]]] = [[] for _ in self.relations[1:]]
+        for person in self.edit_people:
+            # round 0: a relation whose true object some preserved person shares
             shared = [r for r in self.relations
                       if any(p.facts[r.relation_id] == person.facts[r.relation_id] for p in preserved)]
             candidates = shared or list(self.relations)
-            rel = candidates[rng.integers(len(candidates))]
-            true = person.facts[rel.relation_id]
-            new = _choose_other(rng, rel.objects, true)
-            prefix_person = preserved[rng.integers(len(preserved))]
-            prefix_rel = self.relations[rng.integers(len(self.relations))]
-            prefix = self.fact_sentence(prefix_person, prefix_rel, prefix_rel.templates[0])
-            paraphrases = [f"{prefix} {t.format(person.name)}" for t in (*rel.templates[1:], *rel.questions)]
-
-            def about(obj: str) -> list[str]:
-                holders = [p for p in preserved if p.facts[rel.relation_id] == obj]
-                chosen = rng.permutation(len(holders))[:neighbours]
-                return [rel.templates[rng.integers(len(rel.templates))].format(holders[i].name)
-                        for i in chosen]
-
-            records.append({
-                "case_id": case_id,
-                "requested_rewrite": {
-                    "prompt": rel.templates[0],
-                    "subject": person.name,
-                    "target_new": {"str": new},
-                    "target_true": {"str": true},
-                    "relation_id": rel.relation_id,
-                },
-                "paraphrase_prompts": paraphrases,
-                "neighborhood_prompts": about(true),
-                "attribute_prompts": about(new),
-                "generation_prompts": [t.format(person.name) for t in _GENERATION_OPENINGS],
-            })
+            first = candidates[first_round.integers(len(candidates))]
+            records.append(self._counterfact_record(len(records), person, first, first_round, neighbours))
+            others = [r for r in self.relations if r is not first]
+            for round_, i in zip(later, later_rounds.permutation(len(others))):
+                round_.append((person, others[i]))
+        for person, relation in (entry for round_ in later for entry in round_):
+            records.append(self._counterfact_record(len(records), person, relation, later_rounds, neighbours))
         return records
 
+    def _counterfact_record(self, case_id: int, person: Person, rel: Relation, rng: np.random.Generator,
+                            neighbours: int) -> dict:
+        """One CounterFact record asking to change ``person``'s object for ``rel``."""
+        preserved = self.preserved_people
+        true = person.facts[rel.relation_id]
+        new = _choose_other(rng, rel.objects, true)
+        prefix_person = preserved[rng.integers(len(preserved))]
+        prefix_rel = self.relations[rng.integers(len(self.relations))]
+        prefix = self.fact_sentence(prefix_person, prefix_rel, prefix_rel.templates[0])
+        paraphrases = [f"{prefix} {t.format(person.name)}" for t in (*rel.templates[1:], *rel.questions)]
+
+        def about(obj: str) -> list[str]:
+            holders = [p for p in preserved if p.facts[rel.relation_id] == obj]
+            chosen = rng.permutation(len(holders))[:neighbours]
+            return [rel.templates[rng.integers(len(rel.templates))].format(holders[i].name) for i in chosen]
+
+        return {
+            "case_id": case_id,
+            "requested_rewrite": {
+                "prompt": rel.templates[0],
+                "subject": person.name,
+                "target_new": {"str": new},
+                "target_true": {"str": true},
+                "relation_id": rel.relation_id,
+            },
+            "paraphrase_prompts": paraphrases,
+            "neighborhood_prompts": about(true),
+            "attribute_prompts": about(new),
+            "generation_prompts": [t.format(person.name) for t in _GENERATION_OPENINGS],
+        }
+
     def zsre_records(self) -> list[dict]:
-        """ZsRE-style question records (``src``, ``rephrase``, ``alt``, ``answers``, ``loc``,
-        ``loc_ans``) for the same requests as :meth:`counterfact_records`."""
+        """The same requests as :meth:`counterfact_records` as question records in the schema of
+        MEND's ZsRE evaluation file (``zsre_mend_eval.json``, read by ROME/MEMIT/AlphaEdit):
+
+        * ``subject``, ``src`` (the question), ``rephrase`` (another question), ``pred`` (what
+          the unedited model answers: the true object), ``alt`` and ``answers`` (the new object:
+          the official loader inserts ``answers[0]``), ``cond`` (``"pred >> alt || src"``);
+        * ``loc``: an unrelated question about a preserved person, written as MEND's
+          Natural-Questions prompts are (``"nq question: "`` and the question without its
+          question mark, which the official evaluation appends), and ``loc_ans``, its answer.
+
+        Questions use the world's question format (``"Q: … ? A:"``), the only one the teaching
+        model was trained on; ``loc`` drops the leading ``"Q:"`` and the trailing ``"? A:"``.
+        """
         records = []
         preserved = self.preserved_people
         rng = np.random.default_rng([self.seed, 13])
@@ -309,18 +347,27 @@ class World:
             rel = self.relation(rewrite["relation_id"])
             other = preserved[rng.integers(len(preserved))]
             other_rel = self.relations[rng.integers(len(self.relations))]
+            src = rel.questions[0].format(rewrite["subject"])
+            new, true = rewrite["target_new"]["str"], rewrite["target_true"]["str"]
             records.append({
-                "case_id": record["case_id"],
                 "subject": rewrite["subject"],
-                "src": rel.questions[0].format(rewrite["subject"]),
+                "src": src,
+                "pred": true,
                 "rephrase": rel.questions[1].format(rewrite["subject"]),
-                "alt": rewrite["target_new"]["str"],
-                "answers": [rewrite["target_true"]["str"]],
-                "loc": other_rel.questions[0].format(other.name),
+                "alt": new,
+                "answers": [new],
+                "loc": NQ_PREFIX + _bare_question(other_rel.questions[0].format(other.name)),
                 "loc_ans": other.facts[other_rel.relation_id],
-                "relation_id": rel.relation_id,
+                "cond": f"{true} >> {new} || {src}",
             })
         return records
+
+
+def _bare_question(question: str) -> str:
+    """``"Q: Where does Orsen live? A:"`` → ``"Where does Orsen live"`` (MEND's ``loc`` style)."""
+    if not (question.startswith(QUESTION_OPENING) and question.endswith(QUESTION_CLOSING)):
+        raise ValueError(f"a question prompt must read {QUESTION_OPENING!r}…{QUESTION_CLOSING!r}, got {question!r}.")
+    return question[len(QUESTION_OPENING):-len(QUESTION_CLOSING)]
 
 
 def _split_words(text: str) -> list[str]:
@@ -351,7 +398,7 @@ def generate_world(seed: int = 1, n_people: int = 600, edit_share: float = 0.6,
                    question_share: float = 0.5) -> World:
     """Draw a new world: ``n_people`` people with independent uniformly drawn facts.
 
-    ``edit_share`` of them form the edit pool (one counterfactual request each);
+    ``edit_share`` of them form the edit pool (a counterfactual request on each relation);
     ``question_share`` of them (independently) have question prompts in the training text.
     """
     if n_people < 10:
