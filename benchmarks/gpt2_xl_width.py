@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with Stage("build model", timings):
         words = [f"w{i}" for i in range(args.vocab)]
-        tokenizer = build_tokenizer(words + ["lives", "in"])
+        tokenizer = build_tokenizer(words + ["lives", "in", "is", "a"])  # "is a": the KL prompt "{} is a"
         d_model, heads, d_ff = args.width
         config = GPT2Config(vocab_size=len(tokenizer), n_positions=1024, n_embd=d_model, n_head=heads,
                             n_inner=d_ff, n_layer=max(args.layers) + 1, bos_token_id=tokenizer.bos_token_id,
