@@ -290,6 +290,8 @@ LESSON_6 = {
         "no early stop": Change("if loss.item() < hparams.early_stop_loss or step == hparams.v_num_grad_steps:",
                                 "if step == hparams.v_num_grad_steps:"),
         "the model's parameters left trainable": Change("    for p in model.parameters():\n        p.requires_grad_(False)\n", ""),
+        "the KL read after the essence prompt's last token, not at the subject": Change(
+            "logits[n, positions[n]]", "logits[n, len(essence) - 1]"),
     },
     "6.3": {
         "the same share 1/L at every layer": Change("/ (len(layers) - i)", "/ len(layers)"),
