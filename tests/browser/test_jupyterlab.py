@@ -114,7 +114,7 @@ def lab(tmp_path_factory) -> Iterator[Lab]:
                         "JUPYTER_CONFIG_DIR": str(home / "config"),
                         "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
                         "NULLSPACE_PROGRESS": "0"}
-    lab_args = (f"--no-browser --ServerApp.ip=127.0.0.1 --ServerApp.port={port} "
+    lab_args = (f"--no-browser --ServerApp.port={port} "  # make course binds to 127.0.0.1 itself
                 f"--ServerApp.port_retries=0 --IdentityProvider.token={token}")
     log = home / "jupyterlab.log"
     with log.open("w") as log_file:
