@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from data_guard import DataGuard
 
 from nullspace.paths import DATA_DIR
@@ -18,3 +19,12 @@ from nullspace.paths import DATA_DIR
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "bad_input: a bad input gets a clear error (or the right value)")
     config.pluginmanager.register(DataGuard(DATA_DIR), "nullspace-data-guard")
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

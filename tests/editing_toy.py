@@ -7,6 +7,9 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
+from nullspace.editing.requests import requests_from_counterfact
+from nullspace.editing.statistics import collect_key_statistics
+
 NAMES = ["Ava", "Bo", "Cy", "Di", "Ed", "Flo", "Gus", "Hal", "Ida", "Jo", "Kai", "Lu"]
 CITIES = ["Paris", "Rome", "Oslo", "Lima"]
 WORDS = ["lives", "in", "The", "home", "of", "is", "a", "town", "Q", "Where", "does", "live", "A",
@@ -49,3 +52,13 @@ def toy_records(count: int = 6) -> list[dict]:
 
 def toy_corpus() -> list[str]:
     return [f"{n} lives in {c}. {n} works as a doctor and likes tea." for n in NAMES for c in CITIES[:2]]
+
+
+def toy_setup(statistics_layers: list[int]) -> tuple:
+    """``(model, tokenizer, requests, {layer: C0})``: the toy model, its six requests and the key
+    covariances of ``statistics_layers`` on the toy corpus."""
+    tokenizer = toy_tokenizer()
+    model = toy_model(tokenizer)
+    requests = requests_from_counterfact(toy_records(6))
+    stats = collect_key_statistics(model, tokenizer, statistics_layers, toy_corpus())
+    return model, tokenizer, requests, {layer: s.covariance for layer, s in stats.items()}

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from editing_toy import CITIES, NAMES, WORDS, toy_corpus, toy_model, toy_records, toy_tokenizer
+from editing_toy import CITIES, NAMES, WORDS, toy_corpus, toy_model, toy_records, toy_setup, toy_tokenizer
 from sklearn.feature_extraction.text import TfidfVectorizer
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
@@ -42,11 +42,7 @@ HPARAMS = EditHyperParams(layers=LAYERS, v_num_grad_steps=3, v_lr=0.5, kl_factor
 
 @pytest.fixture(scope="module")
 def toy():
-    tokenizer = toy_tokenizer()
-    model = toy_model(tokenizer)
-    requests = requests_from_counterfact(toy_records(6))
-    stats = collect_key_statistics(model, tokenizer, [0, 1, 2], toy_corpus())
-    return model, tokenizer, requests, {layer: s.covariance for layer, s in stats.items()}
+    return toy_setup([0, 1, 2])
 
 
 def left_padding(tokenizer):

@@ -11,14 +11,7 @@ import torch
 from nullspace.continual.benchmarks import colour_gratings, load_benchmark, scrambled_digits, split_digits
 from nullspace.continual.cifar100 import read_cifar100_file, split_cifar100
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_split_digits_has_five_two_class_tasks():

@@ -18,13 +18,7 @@ from nullspace.continual.models import MLP, PreActResNet18
 from nullspace.continual.trainer import TrainConfig, crop_flip, train_sequence
 from nullspace.linalg import EnergyRule, MinRatioRule
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def vector_benchmark(tasks: int = 2, n: int = 96, d: int = 12, seed: int = 0) -> Benchmark:

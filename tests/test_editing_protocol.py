@@ -7,7 +7,7 @@ import runpy
 
 import pytest
 import torch
-from editing_toy import toy_corpus, toy_model, toy_records, toy_tokenizer
+from editing_toy import toy_setup
 
 from nullspace.editing.contexts import MEMIT_CONTEXT_LENGTHS, ROME_CONTEXT_LENGTHS, sampled_context_templates
 from nullspace.editing.evaluation import protocol
@@ -16,8 +16,6 @@ from nullspace.editing.keys import compute_ks, context_weights
 from nullspace.editing.methods.memit import MemitEditor, memit_update
 from nullspace.editing.methods.rome import RomeEditor, rome_update
 from nullspace.editing.methods.sequential import request_keys, subject_outputs
-from nullspace.editing.requests import requests_from_counterfact
-from nullspace.editing.statistics import collect_key_statistics
 from nullspace.editing.targets import compute_z, compute_zs
 from nullspace.linalg import AbsoluteRule
 from nullspace.paths import REPO_ROOT
@@ -28,11 +26,7 @@ HPARAMS = EditHyperParams(layers=(0, 1), v_num_grad_steps=6, v_lr=0.5, kl_factor
 
 @pytest.fixture(scope="module")
 def toy():
-    tokenizer = toy_tokenizer()
-    model = toy_model(tokenizer)
-    requests = requests_from_counterfact(toy_records(6))
-    stats = collect_key_statistics(model, tokenizer, [0, 1], toy_corpus())
-    return model, tokenizer, requests, {layer: s.covariance for layer, s in stats.items()}
+    return toy_setup([0, 1])
 
 
 def rewrite(request):
