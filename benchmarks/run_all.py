@@ -36,7 +36,7 @@ from nullspace.course.exercises import solution_notebooks
 from nullspace.paths import BUILD_DIR, REPO_ROOT
 
 BENCHMARKS_DIR = REPO_ROOT / "benchmarks"
-RESULTS_MD = BENCHMARKS_DIR / "RESULTS.md"
+RESULTS_MD = pages.RESULTS_MD
 COURSE_BUDGET_MIN = 15  # the whole course, every lesson top to bottom, on a 2-core CPU
 
 
