@@ -124,3 +124,15 @@ def test_fact_accuracy_and_perplexity(toy):
     assert accuracy in (0.0, 100.0)
     ppl = perplexity(model, tokenizer, ["Ava lives in Paris .", "Bo works as a chef ."])
     assert 1.0 < ppl < 10 * len(tokenizer)
+
+
+def test_zsre_scores_do_not_depend_on_the_batch_size(toy):
+    model, tokenizer = toy
+    names, cities = ["Ava", "Bo", "Cy", "Di", "Ed"], ["Paris", "Rome", "Oslo", "Lima", "Paris city"]
+    records = questions_from_zsre([{**MEND_RECORD, "subject": n, "src": f"Q: Where does {n} live? A:",
+                                    "rephrase": f"The home town of {n} is", "answers": [c]}
+                                   for n, c in zip(names, cities)])
+    whole = zsre_scores(model, tokenizer, records, batch_size=64)
+    assert zsre_scores(model, tokenizer, records, batch_size=2) == pytest.approx(whole, abs=1e-9)
+    with pytest.raises(ValueError, match="batch_size"):
+        zsre_scores(model, tokenizer, records, batch_size=0)

@@ -8,6 +8,8 @@ import pytest
 from editing_toy import toy_corpus, toy_records, toy_tokenizer
 from test_editing_architectures import tiny
 
+from nullspace.editing.evaluation.counterfact import fact_accuracy
+from nullspace.editing.official_data import zsre_records
 from nullspace.editing.run_paper_protocol import main
 
 
@@ -54,3 +56,49 @@ def test_two_batches_of_memit_and_alphaedit_scored_into_json(family, tmp_path, m
         main(argv)
     with pytest.raises(ValueError, match="holds 4 records but 10 edits were asked for"):
         main([*argv[:argv.index("--edits") + 1], "10", *argv[argv.index("--edits") + 2:], "--overwrite"])
+
+
+def write_zsre(folder, count: int = 4) -> None:
+    """A ZsRE file in MEND's schema (``loc`` without its question mark, as the official files)."""
+    names, cities = ["Ava", "Bo", "Cy", "Di", "Ed"], ["Paris", "Rome", "Oslo", "Lima"]
+    (folder / "zsre_mend_eval.json").write_text(json.dumps([
+        {"subject": name, "src": f"Q: Where does {name} live? A:", "pred": cities[i % 4],
+         "rephrase": f"The home town of {name} is", "alt": cities[(i + 2) % 4], "answers": [cities[(i + 1) % 4]],
+         "loc": f"Where does {names[(i + 2) % 5]} live", "loc_ans": "the city of Rome",
+         "cond": f"{cities[i % 4]} >> {cities[(i + 1) % 4]} || Q: Where does {name} live? A:"}
+        for i, name in enumerate(names[:count])]))
+    (folder / "corpus").mkdir()
+    for i, text in enumerate(toy_corpus()):
+        (folder / "corpus" / f"{i:03d}.txt").write_text(text)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "gptj", "llama"])
+def test_zsre_two_batches_scored_as_the_official_zsre_evaluation(family, tmp_path, monkeypatch):
+    tokenizer = toy_tokenizer()
+    model = tiny(family, tokenizer)
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    write_zsre(tmp_path)
+    monkeypatch.setenv("NULLSPACE_DATA_DIR", str(tmp_path))
+    out = tmp_path / "results.json"
+    argv = ["--model", str(tmp_path / "model"), "--hparams", "gpt2-xl", "--layers", "0", "1", "--dataset", "zsre",
+            "--edits", "4", "--batch", "2", "--every", "1", "--statistics-texts", "16", "--heldout-texts", "8",
+            "--tokens-per-text", "32", "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]
+    assert main(argv) == 0
+    results = json.loads(out.read_text())
+    assert results["dataset"] == "zsre" and results["edits"] == 4
+    unedited = tiny(family, tokenizer)  # the same seed: the model before any edit
+    questions = zsre_records(tmp_path, limit=4)
+    probe_before = fact_accuracy(unedited, tokenizer, [q.loc + "?" for q in questions], [q.loc_ans for q in questions])
+    for method in ("MEMIT", "AlphaEdit"):
+        run = results["methods"][method]
+        assert run["history"]["edits"] == [0, 2, 4]
+        assert run["history"]["fact_accuracy"][0] == pytest.approx(probe_before)  # the probe: loc + "?" -> loc_ans
+        assert all(change > 0 for change in run["weight_change"].values())
+        assert "fluency" not in run and "consistency" not in run  # not part of ZsRE's evaluation
+        # token-level accuracies, averaged per record then over the 4 records: one-token answers
+        # score 0 or 100 per record, the 4-token loc_ans multiples of 25
+        assert run["efficacy"] in (0.0, 25.0, 50.0, 75.0, 100.0) and run["generalization"] in (0, 25, 50, 75, 100)
+        assert run["specificity"] * 16 / 100 == pytest.approx(round(run["specificity"] * 16 / 100))
+    with pytest.raises(ValueError, match="holds 4 records but 6 edits were asked for"):
+        main([*argv[:argv.index("--edits") + 1], "6", *argv[argv.index("--edits") + 2:], "--overwrite"])

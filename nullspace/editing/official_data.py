@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from nullspace.editing.requests import EditRequest
+from nullspace.editing.requests import EditRequest, QuestionRecord, questions_from_zsre
 from nullspace.settings import data_dir
 
 __all__ = ["FILES", "MissingDataError", "attribute_snippets", "counterfact_requests", "data_file",
-           "tfidf_vectorizer", "zsre_requests"]
+           "tfidf_vectorizer", "zsre_records", "zsre_requests"]
 
 FILES = {
     "counterfact": "counterfact.json",
@@ -95,19 +95,21 @@ def counterfact_requests(folder: Path | str | None = None, *, multi: bool = Fals
     return [EditRequest.from_counterfact(r) for r in records[:limit]]
 
 
-def zsre_requests(folder: Path | str | None = None, *, limit: int | None = None) -> list[EditRequest]:
-    """ZsRE records (MEND's schema) as edit requests, as the official loader builds them.
+def zsre_records(folder: Path | str | None = None, *, limit: int | None = None) -> list[QuestionRecord]:
+    """The first ``limit`` records of ``zsre_mend_eval.json`` (MEND's schema) as questions, in file
+    order (the case id is the index in the file, as the official loader numbers them).
 
-    The subject is located in ``src`` (``src.replace(subject, "{}")``); the new object is
-    ``answers[0]``; the true object is unknown (the official code puts ``<|endoftext|>``);
-    ``rephrase`` is the paraphrase; the neighbourhood prompt is ``loc + "?"`` (its answer
-    ``loc_ans`` is scored token by token by the evaluation).
+    Raises:
+        MissingDataError: the file is missing.
+        ValueError: the file holds fewer than ``limit`` records, a record lacks a field of the
+            schema, or its subject does not occur in its ``src``.
     """
     path = data_file("zsre", folder)
     records = _json(path)
+    if not isinstance(records, list):
+        raise ValueError(f"{path} must hold a JSON list of ZsRE records, got {type(records).__name__}.")
     if limit is not None and len(records) < limit:
         raise ValueError(f"{path} holds {len(records)} records but {limit} edits were asked for; ask for fewer.")
-    requests = []
     for case_id, record in enumerate(records[:limit]):
         missing = [k for k in ("subject", "src", "rephrase", "answers", "loc", "loc_ans") if k not in record]
         if missing:
@@ -116,11 +118,20 @@ def zsre_requests(folder: Path | str | None = None, *, limit: int | None = None)
         if record["subject"] not in record["src"]:
             raise ValueError(f"{path}, record {case_id}: the subject {record['subject']!r} does not occur in "
                              f"src {record['src']!r}.")
-        requests.append(EditRequest(case_id, record["src"].replace(record["subject"], "{}", 1), record["subject"],
-                                    record["answers"][0], "<|endoftext|>", "zsre",
-                                    paraphrase_prompts=(record["rephrase"],),
-                                    neighborhood_prompts=(record["loc"] + "?",)))
-    return requests
+    return questions_from_zsre(records[:limit])
+
+
+def zsre_requests(folder: Path | str | None = None, *, limit: int | None = None) -> list[EditRequest]:
+    """ZsRE records (MEND's schema) as edit requests, as the official loader builds them.
+
+    The subject is located in ``src`` (``src.replace(subject, "{}")``); the new object is
+    ``answers[0]``; the true object is unknown (the official code puts ``<|endoftext|>``);
+    ``rephrase`` is the paraphrase; the neighbourhood prompt is ``loc + "?"`` (its answer
+    ``loc_ans`` is scored token by token by the evaluation).
+    """
+    return [EditRequest(q.case_id, q.src.replace(q.subject, "{}", 1), q.subject, q.answer, "<|endoftext|>", "zsre",
+                        paraphrase_prompts=(q.rephrase,), neighborhood_prompts=(q.loc + "?",))
+            for q in zsre_records(folder, limit=limit)]
 
 
 def attribute_snippets(folder: Path | str | None = None) -> dict[str, dict[str, list[str]]]:

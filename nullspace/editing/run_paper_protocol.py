@@ -1,8 +1,8 @@
 """AlphaEdit's Table-1 protocol on your own model and data: N edits in batches of B, scored at the end.
 
     python -m nullspace.editing.run_paper_protocol --model gpt2-xl --methods MEMIT AlphaEdit \\
-        [--memit-variant table1|eq15] [--dataset counterfact|multi_counterfact] [--edits 2000] [--batch 100] \\
-        [--every 5] --out results.json
+        [--memit-variant table1|eq15] [--dataset counterfact|multi_counterfact|zsre] [--edits 2000] \\
+        [--batch 100] [--every 5] --out results.json
 
 Everything is read from the user's disk: the model from the local Hugging Face cache or a
 ``save_pretrained`` folder (:mod:`nullspace.editing.models`), the data from ``NULLSPACE_DATA_DIR``
@@ -17,9 +17,12 @@ between methods) through the course's runner
 (:func:`~nullspace.editing.evaluation.experiment.run_sequential_editing`), is scored as the
 official runner scores CounterFact (efficacy, generalization, specificity for every request;
 fluency and consistency, against the attribute snippets with the official IDF statistics when they
-are in the data folder, for every ``--generation-interval``-th request), and tracks general
-ability every ``--every`` batches: perplexity of held-out corpus texts (the texts after those used
-for ``C0``) and the accuracy of the true objects on the edited requests' neighbourhood prompts.
+are in the data folder, for every ``--generation-interval``-th request) or ZsRE (``--dataset zsre``:
+the edit inserts ``answers[0]``; efficacy, generalization and specificity are the token-level
+top-1 accuracies of ``answers[0]`` after ``src`` and after ``rephrase`` and of ``loc_ans`` after
+``loc + "?"``), and tracks general ability every ``--every`` batches: perplexity of held-out
+corpus texts (the texts after those used for ``C0``) and the accuracy of the true objects on the
+edited requests' neighbourhood prompts (ZsRE: of ``loc_ans`` after ``loc + "?"``).
 The six GLUE-style tasks of the paper's Fig. 4 are not run here. Results are written as JSON.
 """
 
@@ -35,9 +38,12 @@ import torch
 
 from nullspace.editing.contexts import MEMIT_CONTEXT_LENGTHS, sampled_context_templates
 from nullspace.editing.corpus import load_corpus
+from nullspace.editing.evaluation.counterfact import OFFICIAL_LOC_SUFFIX
 from nullspace.editing.evaluation.experiment import (
     CounterFactEvaluation,
+    Evaluation,
     GeneralAbilityProbe,
+    ZsreEvaluation,
     run_sequential_editing,
 )
 from nullspace.editing.hparams import MEMIT_VARIANTS, hparams_for, method_hparams_for
@@ -51,6 +57,7 @@ from nullspace.editing.official_data import (
     counterfact_requests,
     data_file,
     tfidf_vectorizer,
+    zsre_records,
 )
 from nullspace.editing.regime import spectrum_summary
 from nullspace.editing.statistics import DEFAULT_CACHE_DIR, key_statistics
@@ -75,6 +82,25 @@ def _reference_texts(folder: Path | None, dataset: str, requests) -> dict[str, l
     return references
 
 
+def _dataset(args: argparse.Namespace, heldout: list[str]) -> tuple[list, GeneralAbilityProbe, Evaluation]:
+    """The requests of ``--dataset``, the general-ability probe on their unedited neighbours and
+    held-out texts, and the official evaluation of that dataset."""
+    if args.dataset == "zsre":
+        questions = zsre_records(args.data_dir, limit=args.edits)
+        probe = GeneralAbilityProbe([q.loc + OFFICIAL_LOC_SUFFIX for q in questions],
+                                    [q.loc_ans for q in questions], heldout)
+        return [q.as_edit_request() for q in questions], probe, ZsreEvaluation(questions)
+    requests = counterfact_requests(args.data_dir, multi=args.dataset == "multi_counterfact", limit=args.edits)
+    probe = GeneralAbilityProbe([p for r in requests for p in r.neighborhood_prompts],
+                                [r.target_true for r in requests for _ in r.neighborhood_prompts], heldout)
+    references = _reference_texts(args.data_dir, args.dataset, requests)
+    try:
+        vectorizer = tfidf_vectorizer(args.data_dir) if references is not None else None
+    except MissingDataError:
+        vectorizer = None
+    return requests, probe, CounterFactEvaluation(args.generation_interval, references, vectorizer)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
@@ -83,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--memit-variant", default="table1", choices=MEMIT_VARIANTS,
                         help="table1: no cache of edited keys (AlphaEdit's Table 1); eq15: with it")
-    parser.add_argument("--dataset", default="counterfact", choices=("counterfact", "multi_counterfact"))
+    parser.add_argument("--dataset", default="counterfact", choices=("counterfact", "multi_counterfact", "zsre"))
     parser.add_argument("--data-dir", type=Path, default=None, help="default NULLSPACE_DATA_DIR")
     parser.add_argument("--edits", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=100)
@@ -106,10 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     hparams, methods = hparams_for(settings_name), method_hparams_for(settings_name)
     if args.layers:
         hparams = replace(hparams, layers=tuple(args.layers))
-    requests = counterfact_requests(args.data_dir, multi=args.dataset == "multi_counterfact", limit=args.edits)
     statistics_texts = args.statistics_texts or methods.statistics_texts
     corpus = load_corpus(data_file("corpus", args.data_dir), statistics_texts + args.heldout_texts)
     texts, heldout = corpus[:statistics_texts], corpus[statistics_texts:]
+    requests, probe, evaluation = _dataset(args, heldout)
     model, tokenizer = load_model(args.model)
     config = model.config
     max_length = args.tokens_per_text or int(getattr(config, "n_positions", None)
@@ -117,15 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     stats = key_statistics(model, tokenizer, args.model, hparams.layers, texts, cache_dir=args.cache_dir,
                            max_length=max_length)
     covariances = {layer: s.covariance for layer, s in stats.items()}
-    probe = GeneralAbilityProbe([p for r in requests for p in r.neighborhood_prompts],
-                                [r.target_true for r in requests for _ in r.neighborhood_prompts], heldout)
-    references = _reference_texts(args.data_dir, args.dataset, requests)
-    try:
-        vectorizer = tfidf_vectorizer(args.data_dir) if references is not None else None
-    except MissingDataError:
-        vectorizer = None
     contexts = sampled_context_templates(model, tokenizer, MEMIT_CONTEXT_LENGTHS)
-    evaluation = CounterFactEvaluation(args.generation_interval, references, vectorizer)
     results = {"model": args.model, "settings": settings_name, "dataset": args.dataset, "edits": len(requests),
                "batch": args.batch, "layers": list(hparams.layers), "statistics_texts": len(texts),
                "tokens_per_text": max_length, "context_templates": list(contexts), "methods": {}}

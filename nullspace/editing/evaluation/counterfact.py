@@ -157,23 +157,30 @@ COURSE_LOC_SUFFIX = "? A:"
 
 
 @torch.no_grad()
-def zsre_scores(model, tokenizer, records: Sequence[QuestionRecord], *, loc_suffix: str = OFFICIAL_LOC_SUFFIX
-                ) -> dict[str, float]:
+def zsre_scores(model, tokenizer, records: Sequence[QuestionRecord], *, loc_suffix: str = OFFICIAL_LOC_SUFFIX,
+                batch_size: int = 64) -> dict[str, float]:
     """ZsRE scores (×100) as the official code computes them: the token-level top-1 accuracy,
     under teacher forcing, of the inserted answer (``answers[0]``) after the question
     (efficacy) and after its rephrasing (generalization), and of ``loc_ans`` after
     ``loc + loc_suffix`` (specificity; the official suffix is ``"?"``), averaged per record
-    and then over records."""
+    and then over records. Records are scored ``batch_size`` at a time (the scores do not depend
+    on it; it bounds the memory of the logits, ``batch_size × tokens × vocabulary`` floats)."""
     if not records:
         raise ValueError("records is empty: there is nothing to score (questions_from_zsre(records)).")
+    batch_size = require_int(batch_size, "batch_size", minimum=1)
+    device = next(model.parameters()).device
+
     def accuracy(prompts: list[str], answers: list[str], known_words_only: bool = True) -> float:
-        device = next(model.parameters()).device
-        inputs, labels = target_token_batch(tokenizer, prompts, answers, device, known_words_only=known_words_only)
-        predicted = model(**inputs, use_cache=False).logits[:, :-1].argmax(-1)
-        labels = labels[:, 1:]
-        scored = labels != -100
-        per_record = ((predicted == labels) & scored).sum(1).float() / scored.sum(1)
-        return 100.0 * float(per_record.mean())
+        per_record = []
+        for start in range(0, len(prompts), batch_size):
+            inputs, labels = target_token_batch(tokenizer, prompts[start:start + batch_size],
+                                                answers[start:start + batch_size], device,
+                                                known_words_only=known_words_only)
+            predicted = model(**inputs, use_cache=False).logits[:, :-1].argmax(-1)
+            labels = labels[:, 1:]
+            scored = labels != -100
+            per_record.append(((predicted == labels) & scored).sum(1).float() / scored.sum(1))
+        return 100.0 * float(torch.cat(per_record).mean())
 
     return {
         "efficacy": accuracy([r.src for r in records], [r.answer for r in records]),
