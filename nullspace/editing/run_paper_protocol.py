@@ -2,7 +2,7 @@
 
     python -m nullspace.editing.run_paper_protocol --model gpt2-xl --methods MEMIT AlphaEdit \\
         [--memit-variant table1|eq15] [--dataset counterfact|multi_counterfact|zsre] [--edits 2000] \\
-        [--batch 100] [--every 5] --out results.json
+        [--batch 100] [--every 5] [--glue-dir DIR --glue-every 5] --out results.json
 
 Everything is read from the user's disk: the model from the local Hugging Face cache or a
 ``save_pretrained`` folder (:mod:`nullspace.editing.models`), the data from ``NULLSPACE_DATA_DIR``
@@ -22,8 +22,12 @@ the edit inserts ``answers[0]``; efficacy, generalization and specificity are th
 top-1 accuracies of ``answers[0]`` after ``src`` and after ``rephrase`` and of ``loc_ans`` after
 ``loc + "?"``), and tracks general ability every ``--every`` batches: perplexity of held-out
 corpus texts (the texts after those used for ``C0``) and the accuracy of the true objects on the
-edited requests' neighbourhood prompts (ZsRE: of ``loc_ans`` after ``loc + "?"``).
-The six GLUE-style tasks of the paper's Fig. 4 are not run here. Results are written as JSON.
+edited requests' neighbourhood prompts (ZsRE: of ``loc_ans`` after ``loc + "?"``). With
+``--glue-dir``, the six tasks of the paper's Fig. 4 (SST, MRPC, CoLA, RTE, MMLU, NLI; the
+user's copies of the official evaluation's files, :mod:`nullspace.editing.evaluation.glue_data`)
+are scored as the official evaluation scores them (:mod:`nullspace.editing.evaluation.glue`: 100
+tests per task, no few-shot examples, F1 on the 0–1 scale) before editing and after every
+``--glue-every`` batches, as the official ``--downstream_eval_steps``. Results are written as JSON.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from nullspace.editing.evaluation.experiment import (
     ZsreEvaluation,
     run_sequential_editing,
 )
+from nullspace.editing.evaluation.glue import GlueEvaluation
 from nullspace.editing.hparams import MEMIT_VARIANTS, hparams_for, method_hparams_for
 from nullspace.editing.methods.alphaedit import AlphaEditEditor
 from nullspace.editing.methods.memit import MemitEditor
@@ -120,11 +125,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generation-interval", type=int, default=10,
                         help="fluency and consistency on every n-th request (official --generation_test_interval)")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    parser.add_argument("--glue-dir", type=Path, default=None,
+                        help="folder with sst2.pkl, mrpc.pkl, cola.pkl, rte.pkl, mmlu.pkl, nli.pkl (the official "
+                             "glue_eval files); default: no GLUE tasks")
+    parser.add_argument("--glue-every", type=int, default=5, help="batches between GLUE measurements")
+    parser.add_argument("--glue-tests", type=int, default=100, help="tests per GLUE task (official: 100)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     args = parser.parse_args(argv)
-    if args.edits < 1 or args.batch < 1 or args.every < 1 or args.generation_interval < 1:
-        parser.error("--edits, --batch, --every and --generation-interval must be positive.")
+    if min(args.edits, args.batch, args.every, args.generation_interval, args.glue_every, args.glue_tests) < 1:
+        parser.error("--edits, --batch, --every, --generation-interval, --glue-every and --glue-tests must be "
+                     "positive.")
     if args.out.exists() and not args.overwrite:
         parser.error(f"{args.out} exists; choose another --out or pass --overwrite to replace it.")
 
@@ -136,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     corpus = load_corpus(data_file("corpus", args.data_dir), statistics_texts + args.heldout_texts)
     texts, heldout = corpus[:statistics_texts], corpus[statistics_texts:]
     requests, probe, evaluation = _dataset(args, heldout)
+    glue = GlueEvaluation(args.glue_dir, tests=args.glue_tests) if args.glue_dir is not None else None
     model, tokenizer = load_model(args.model)
     config = model.config
     max_length = args.tokens_per_text or int(getattr(config, "n_positions", None)
@@ -147,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {"model": args.model, "settings": settings_name, "dataset": args.dataset, "edits": len(requests),
                "batch": args.batch, "layers": list(hparams.layers), "statistics_texts": len(texts),
                "tokens_per_text": max_length, "context_templates": list(contexts), "methods": {}}
+    if glue is not None:
+        results.update(glue_tasks=list(glue.tasks), glue_tests=glue.tests, glue_every=args.glue_every)
     for method in args.methods:
         if method == "MEMIT":
             editor = MemitEditor(model, tokenizer, hparams.layers, TargetOptimizer(hparams, contexts),
@@ -161,11 +175,22 @@ def main(argv: list[str] | None = None) -> int:
             editor = AlphaEditEditor(model, tokenizer, hparams.layers, TargetOptimizer(hparams, contexts),
                                      null_spaces=projectors, l2_weight=methods.alphaedit_l2,
                                      context_templates=contexts)
+        glue_history: dict[str, list] = {}
+
+        def measure_glue(batches: int, edits: int) -> None:
+            if glue is not None and batches % args.glue_every == 0:
+                glue_history.setdefault("edits", []).append(edits)
+                for task, f1 in glue(model, tokenizer).items():
+                    glue_history.setdefault(task, []).append(f1)
+
         result = run_sequential_editing(editor, tokenizer, requests, args.batch, probe, setting=settings_name,
                                         every=args.every, evaluation=evaluation,
-                                        variant=args.memit_variant if method == "MEMIT" else "")
+                                        variant=args.memit_variant if method == "MEMIT" else "",
+                                        after_batch=measure_glue)
         editor.reset()
         results["methods"][method] = result.as_dict()
+        if glue is not None:
+            results["methods"][method]["glue_f1"] = glue_history
         print(f"{method}: " + ", ".join(f"{k} {v:.2f}" for k, v in result.scores.items()), flush=True)
         del editor
         if torch.cuda.is_available():

@@ -219,14 +219,17 @@ def run_sequential_editing(
     evaluation: Evaluation | None = None,
     setting: str = "",
     variant: str = "",
+    after_batch: Callable[[int, int], None] | None = None,
 ) -> ExperimentResult:
     """Reset ``editor``, edit the first ``edits`` requests (all when None) in batches of
     ``batch_size``, then score them with ``evaluation`` (default: :class:`CounterFactEvaluation`
     without consistency).
 
     General ability (``probe``) and the weight change are measured before editing, after every
-    ``every`` batches and after the last. Every argument is checked, and every batch, before the
-    first edit.
+    ``every`` batches and after the last. ``after_batch``, when given, is called with the number
+    of batches and of edits done, before the first edit (``0, 0``) and after every batch (the
+    runner's hook for measurements on their own cadence, such as the GLUE tasks). Every argument
+    is checked, and every batch, before the first edit.
 
     Raises:
         TypeError: ``editor`` is not a :class:`SequentialEditor`; a count is not an integer.
@@ -263,8 +266,12 @@ def run_sequential_editing(
 
     measure()
     batches = [check_batch(chosen[i:i + batch_size]) for i in range(0, count, batch_size)]
+    if after_batch is not None:
+        after_batch(0, 0)
     for index, batch in enumerate(progress(batches, desc=f"{editor.name} {setting}".strip()), start=1):
         editor.edit(batch)
+        if after_batch is not None:
+            after_batch(index, editor.edits_done)
         if index % every == 0 or index == len(batches):
             history["edits"].append(editor.edits_done)
             measure()
