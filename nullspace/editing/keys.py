@@ -18,7 +18,12 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from nullspace.editing import architectures
 from nullspace.editing.hparams import KEY_WEIGHTINGS
-from nullspace.editing.prompts import encode_right_padded, require_known_words, unknown_token_id
+from nullspace.editing.prompts import (
+    encode_right_padded,
+    leading_special_ids,
+    require_known_words,
+    unknown_token_id,
+)
 from nullspace.validation import require_int
 
 __all__ = ["compute_ks", "context_weights", "ffn_output_layer", "keys_at", "read_module", "subject_token_index"]
@@ -31,10 +36,12 @@ def ffn_output_layer(model: PreTrainedModel, layer: int) -> nn.Module:
 
 
 def subject_token_index(tokenizer: PreTrainedTokenizerBase, prompt: str, subject: str) -> int:
-    """Position of the subject's last token in ``prompt.format(subject)``.
+    """Position of the subject's last token in ``prompt.format(subject)`` as the model reads it.
 
     ``prompt`` contains ``{}`` where the subject goes (the CounterFact convention). The index is
-    the length of the tokenised text up to and including the subject, minus one.
+    the length of the tokenised text up to and including the subject, minus one, counting the
+    tokens the tokenizer puts first (Llama 3's BOS), as the official ``repr_tools`` counts them
+    (``len(tok.encode(prefix + subject)) - 1``).
 
     Raises:
         TypeError: ``prompt`` or ``subject`` is not a string.
@@ -55,7 +62,7 @@ def subject_token_index(tokenizer: PreTrainedTokenizerBase, prompt: str, subject
         require_known_words(tokenizer, [prompt], "prompt")
     if not ids:
         raise ValueError(f"the subject {subject!r} encodes to no token.")
-    return len(ids) - 1
+    return len(leading_special_ids(tokenizer)) + len(ids) - 1
 
 
 class _StopForward(Exception):

@@ -9,7 +9,10 @@ Every reader of the package tokenises through here, so that three things hold ev
   ``padding_side``: GPT-2 has absolute position embeddings, and the readers take positions counted
   from the start of each text;
 * an object is appended with exactly one leading space (the official convention: add the space
-  only when it is missing), so ``" Paris"`` and ``"Paris"`` are the same object.
+  only when it is missing), so ``" Paris"`` and ``"Paris"`` are the same object;
+* the tokens the tokenizer puts before every text by default (Llama 3's BOS; none for GPT-2 or
+  GPT-J, :func:`leading_special_ids`) open every text the model reads, as in the official code,
+  which tokenises with the defaults; positions count them.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["encode_right_padded", "require_known_words", "target_token_batch", "token_ids", "unknown_token_id",
+__all__ = ["encode_right_padded", "leading_special_ids", "require_known_words", "target_token_batch", "token_ids", "unknown_token_id",
            "unknown_words", "with_leading_space"]
 
 
@@ -116,6 +119,18 @@ def require_known_words(tokenizer, texts: Sequence[str], argument: str) -> None:
     token_ids(tokenizer, [t.replace("{}", " ") for t in _require_strings(texts, argument)], argument)
 
 
+def leading_special_ids(tokenizer) -> list[int]:
+    """The ids the tokenizer puts before every text when it adds its special tokens (Llama 3's
+    ``<|begin_of_text|>``; ``[]`` for GPT-2 and GPT-J): ``tokenizer(text)`` is these ids, then
+    ``tokenizer(text, add_special_tokens=False)``, then any closing special tokens."""
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a")["input_ids"]
+    for start in range(len(full) - len(plain) + 1):
+        if full[start:start + len(plain)] == plain:
+            return list(full[:start])
+    return []
+
+
 def _pad_id(tokenizer) -> int:
     for candidate in (getattr(tokenizer, "pad_token_id", None), getattr(tokenizer, "eos_token_id", None)):
         if candidate is not None:
@@ -128,8 +143,9 @@ def encode_right_padded(tokenizer, texts: Sequence[str], device: torch.device | 
                         known_words_only: bool = True) -> dict[str, torch.Tensor]:
     """``input_ids`` and ``attention_mask`` of ``texts``, padded on the right whatever the
     tokenizer's ``padding_side`` (each row keeps the positions of its text alone), truncated to
-    ``max_length`` tokens when given. Unknown words are refused (:func:`token_ids`) unless
-    ``known_words_only`` is False (a corpus read for statistics may hold some)."""
+    ``max_length`` tokens when given. Every row opens with :func:`leading_special_ids` (a BOS
+    token for Llama 3). Unknown words are refused (:func:`token_ids`) unless ``known_words_only``
+    is False (a corpus read for statistics may hold some)."""
     if known_words_only:
         rows = token_ids(tokenizer, texts, argument)
     else:
@@ -137,6 +153,8 @@ def encode_right_padded(tokenizer, texts: Sequence[str], device: torch.device | 
         rows = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
     if not rows:
         raise ValueError(f"{argument} is empty: give at least one text.")
+    leading = leading_special_ids(tokenizer)
+    rows = [leading + list(row) for row in rows]
     if max_length is not None:
         rows = [row[:max_length] for row in rows]
     width = max(len(row) for row in rows)
@@ -160,7 +178,7 @@ def target_token_batch(tokenizer, prompts: Sequence[str], targets: Sequence[str]
     spaced = [with_leading_space(t, f"targets[{i}]") for i, t in enumerate(targets)]
     rows = (token_ids(tokenizer, prompts, "prompts") if known_words_only
             else tokenizer(prompts, add_special_tokens=False)["input_ids"])
-    prompt_lengths = [len(row) for row in rows]
+    prompt_lengths = [len(leading_special_ids(tokenizer)) + len(row) for row in rows]
     require_known_words(tokenizer, spaced, "targets")
     enc = encode_right_padded(tokenizer, [p + t for p, t in zip(prompts, spaced)], argument="prompts and targets",
                               known_words_only=known_words_only)

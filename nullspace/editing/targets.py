@@ -38,7 +38,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from nullspace.editing import architectures
 from nullspace.editing.hparams import TARGET_REFERENCES, EditHyperParams
 from nullspace.editing.keys import read_module, subject_token_index
-from nullspace.editing.prompts import require_known_words, token_ids, with_leading_space
+from nullspace.editing.prompts import leading_special_ids, require_known_words, token_ids, with_leading_space
 from nullspace.validation import require_int
 
 __all__ = ["TargetVector", "adding_to_hidden_state", "compute_z", "compute_zs"]
@@ -159,6 +159,7 @@ class _Rows:
 def _request_rows(tokenizer, requests: Sequence[dict], hparams: EditHyperParams, context_templates: Sequence[str],
                   device: torch.device) -> _Rows:
     rows, positions, owners, label_rows = [], [], [], []
+    leading = leading_special_ids(tokenizer)  # Llama 3's BOS opens every row, as in the official code
     kl_rows, kl_slots, first_rows = [], [], []
     for owner, request in enumerate(requests):
         new_object = _check_request(request, hparams)
@@ -171,7 +172,7 @@ def _request_rows(tokenizer, requests: Sequence[dict], hparams: EditHyperParams,
         first_rows.append(len(rows))
         for context in context_templates:
             prompt = context.replace("{}", request["prompt"], 1)
-            prompt_ids = tokenizer(prompt.format(subject), add_special_tokens=False)["input_ids"]
+            prompt_ids = leading + tokenizer(prompt.format(subject), add_special_tokens=False)["input_ids"]
             row = prompt_ids + target_ids[:-1]
             labels = [-100] * len(row)
             labels[len(prompt_ids) - 1:] = target_ids  # the logits at slot j predict token j + 1
@@ -179,7 +180,7 @@ def _request_rows(tokenizer, requests: Sequence[dict], hparams: EditHyperParams,
             label_rows.append(labels)
             positions.append(subject_token_index(tokenizer, prompt, subject))
             owners.append(owner)
-        kl_ids = tokenizer(hparams.kl_prompt.format(subject), add_special_tokens=False)["input_ids"]
+        kl_ids = leading + tokenizer(hparams.kl_prompt.format(subject), add_special_tokens=False)["input_ids"]
         kl_position = subject_token_index(tokenizer, hparams.kl_prompt, subject)
         kl_rows.append(len(rows))
         kl_slots.append(kl_position if hparams.kl_position == "subject" else len(kl_ids) - 1)
