@@ -24,6 +24,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from nullspace.editing import architectures
 from nullspace.editing.keys import subject_token_index
 from nullspace.editing.evaluation.recall import object_token_id
+from nullspace.editing.prompts import leading_special_ids
 from nullspace.editing.world.facts import World
 
 __all__ = ["KINDS", "TraceResult", "average_indirect_effects", "embedding_noise_level", "mean_indirect_effects",
@@ -82,7 +83,7 @@ def trace_fact(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, promp
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
     text = prompt.format(subject)
-    ids = torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"])
+    ids = torch.tensor(leading_special_ids(tokenizer) + tokenizer(text, add_special_tokens=False)["input_ids"])
     last = subject_token_index(tokenizer, prompt, subject)
     first = last + 1 - len(tokenizer(subject, add_special_tokens=False)["input_ids"])
     subject_positions = list(range(max(first, 0), last + 1))
@@ -157,9 +158,10 @@ def _restorer(chunk: list[tuple[int, int]], layer: int, samples: int, clean_stat
 
 
 def trace_random_facts(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, world: World,
-                       facts: int = 20, seed: int = 1) -> list[dict[str, TraceResult]]:
+                       facts: int = 20, seed: int = 1, max_batch_rows: int = 512) -> list[dict[str, TraceResult]]:
     """Trace ``facts`` random (person, relation) facts of ``world``, each with its relation's first
-    template and ROME's noise level; one ``{kind: TraceResult}`` per fact."""
+    template and ROME's noise level; one ``{kind: TraceResult}`` per fact (``max_batch_rows`` as
+    in :func:`trace_fact`)."""
     rng = np.random.default_rng(seed)
     noise = embedding_noise_level(model, tokenizer, [p.name for p in world.people])
     traces = []
@@ -167,7 +169,8 @@ def trace_random_facts(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
         person = world.people[i]
         relation = world.relations[rng.integers(len(world.relations))]
         traces.append({kind: trace_fact(model, tokenizer, relation.templates[0], person.name,
-                                        person.facts[relation.relation_id], kind=kind, noise=noise)
+                                        person.facts[relation.relation_id], kind=kind, noise=noise,
+                                        max_batch_rows=max_batch_rows)
                        for kind in KINDS})
     return traces
 
