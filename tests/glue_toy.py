@@ -21,7 +21,8 @@ def glue_records(count: int = 14) -> dict[str, list[dict]]:
 
     return {
         "sst2.pkl": [{"sentence": pair(i)[0], "label": i % 2, "idx": i} for i in range(count)],
-        "mrpc.pkl": [{"sentence1": pair(i)[0], "sentence2": pair(i)[1], "label": i % 2, "idx": i} for i in range(count)],
+        "mrpc.pkl": [{"sentence1": pair(i)[0], "sentence2": pair(i)[1], "label": i % 2, "idx": i}
+                     for i in range(count)],
         "cola.pkl": [{"sentence": pair(i)[1], "label": i % 2, "idx": i} for i in range(count)],
         "rte.pkl": [{"sentence1": pair(i)[0], "sentence2": pair(i)[1], "label": i % 2, "idx": i} for i in range(count)],
         "mmlu.pkl": [{"question": f"Which is true of {pair(i)[0]}?", "subject": "toy",
@@ -45,7 +46,8 @@ def bpe_tokenizer(bos: bool = False) -> PreTrainedTokenizerFast:
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
-    texts = SENTENCES + ["Review : Sentiment : positive negative", "Answer: Yes No True or False? answer: (A) (B) (C) (D)",
+    texts = SENTENCES + ["Review : Sentiment : positive negative",
+                         "Answer: Yes No True or False? answer: (A) (B) (C) (D)",
                          "Question: Which is true of entails the question: linguistically acceptable paraphrases"]
     trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>", "<s>"],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())

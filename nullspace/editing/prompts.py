@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["encode_right_padded", "leading_special_ids", "require_known_words", "target_token_batch", "token_ids", "unknown_token_id",
-           "unknown_words", "with_leading_space"]
+__all__ = ["encode_right_padded", "leading_special_ids", "require_known_words", "target_token_batch", "token_ids",
+           "unknown_token_id", "unknown_words", "with_leading_space"]
 
 
 def with_leading_space(target: str, name: str = "target") -> str:
