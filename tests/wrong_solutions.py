@@ -149,6 +149,51 @@ LESSON_2 = {
     },
 }
 
+LESSON_3 = {
+    "3.1": {
+        "the diagonal's mean (plasticity)": Change("np.mean(R[-1])", "np.mean(np.diag(R))"),
+        "every entry averaged": Change("np.mean(R[-1])", "np.nanmean(R)"),
+    },
+    "3.2": {
+        "divided by T": Change("return float(np.mean([R[-1, j] - R[j, j] for j in range(T - 1)]))",
+                               "return float(sum(R[-1, j] - R[j, j] for j in range(T - 1)) / T)"),
+        "just-learnt minus final (sign flipped)": Change("R[-1, j] - R[j, j]", "R[j, j] - R[-1, j]"),
+    },
+    "3.3": {
+        "the diagonal instead of the best earlier accuracy (−BWT)": Change("np.max(R[j:T - 1, j])", "R[j, j]"),
+        "the last row inside the maximum": Change("np.max(R[j:T - 1, j])", "np.max(R[j:T, j])"),
+    },
+    "3.4": {
+        "the ½ left out": Change("return 0.5 * strength * sum(", "return strength * sum("),
+        "|θ − θ*| instead of its square": Change("(params[name] - anchors[name]) ** 2",
+                                                 "(params[name] - anchors[name]).abs()"),
+        "returned as a float (no gradient)": Change("for name in params)", "for name in params).item()"),
+    },
+    "3.5": {
+        "the square of the batch's gradient": '''
+def diagonal_fisher_estimate(model, task_index, inputs, labels):
+    params = {name: p for name, p in model.named_parameters() if p.requires_grad and not name.startswith("heads.")}
+    was_training = model.training
+    model.eval()
+    loss = F.cross_entropy(model(inputs, task_index), labels)
+    gradients = torch.autograd.grad(loss, list(params.values()))
+    model.train(was_training)
+    return {name: g.pow(2) for name, g in zip(params, gradients)}
+''',
+        "summed over the samples, not averaged": Change("value / len(inputs)", "value"),
+        "left in train mode": Change("    model.eval()\n", ""),
+        "the heads included": Change(' and not name.startswith("heads.")', ""),
+        "the model left in eval mode": Change("    model.train(was_training)\n", ""),
+    },
+    "3.6": {
+        "no temperature scaling (T² left out)": Change("return temperature ** 2 * (", "return ("),
+        "KL the other way round (new ‖ old)": Change("(old * (log_old - log_new))",
+                                                     "(log_new.exp() * (log_new - log_old))"),
+        "logits not divided by T": Change("log_new = F.log_softmax(new_logits / temperature, dim=1)",
+                                         "log_new = F.log_softmax(new_logits, dim=1)"),
+    },
+}
+
 LESSON_4 = {
     "4.1": {
         "the gradient projected before Adam (GPM's order)": Change(
@@ -373,4 +418,4 @@ LESSON_7 = {
     },
 }
 
-MISTAKES = {**LESSON_1, **LESSON_2, **LESSON_4, **LESSON_5, **LESSON_6, **LESSON_7}
+MISTAKES = {**LESSON_1, **LESSON_2, **LESSON_3, **LESSON_4, **LESSON_5, **LESSON_6, **LESSON_7}
