@@ -15,14 +15,24 @@ As the paper and its official code do it (the defaults here):
 * after a later task, the part of ``R`` outside the basis, ``R̂ = R − M Mᵀ R``, is decomposed and
   its top directions are added until the energy of ``R`` inside the grown basis reaches ``ε_t``
   (paper Eqs. 8–9);
-* plain SGD without momentum (the official optimizer is ``SGD(lr)``).
+* plain SGD without momentum (the official optimizer is ``SGD(lr)``; the default
+  ``momentum=0.0`` here, and the course's benchmarks use that default).
 
 Differences kept as switches, to measure them: ``momentum`` (the course's earlier version used
 0.9), ``basis="pooled"`` (one energy rule on the covariance of all samples of all tasks so far,
 Adam-NSCL's Eq. 4, instead of a basis grown task by task) and ``samples=None`` (every training
-sample instead of 125). The official training loop also lowers the learning rate when the
-validation loss stalls and keeps the best epoch; the course trains a fixed number of epochs for
-every method.
+sample instead of 125).
+
+Differences not switched: the official CIFAR-100 code forwards 125 samples but builds the
+representation matrices of its three convolutions from the patches of only the first 24, 100 and
+100 of them (its fully connected layers use all 125); here every layer uses all ``samples``. Its
+batch norm uses batch statistics also at test time (``track_running_stats=False``) and has its
+affine parameters' gradients zeroed after task 1; here :meth:`GPM.before_task` freezes both the
+affine parameters and the running statistics after task 1. Its schedule was written for ten
+tasks (``ε`` at most 0.997); on a longer sequence ``ε_t`` reaches 1 after task 11 and is held
+there, and from then on a layer's basis grows until it holds every direction the task's samples
+touch. The official training loop also lowers the learning rate when the validation loss stalls
+and keeps the best epoch; the course trains a fixed number of epochs for every method.
 """
 
 from __future__ import annotations
