@@ -29,19 +29,30 @@ def write_data(folder):
         (folder / "corpus" / f"{i:03d}.txt").write_text(text)
 
 
-@pytest.mark.parametrize("family", ["gpt2", "gptj", "llama"])
-def test_two_batches_of_memit_and_alphaedit_scored_into_json(family, tmp_path, monkeypatch):
+def save_tiny_model(family: str, folder) -> object:
+    """A random model of ``family`` and the toy tokenizer saved in ``folder/model``; returns the tokenizer."""
     tokenizer = toy_tokenizer()
     model = tiny(family, tokenizer)
-    model.save_pretrained(tmp_path / "model")
-    tokenizer.save_pretrained(tmp_path / "model")
+    model.save_pretrained(folder / "model")
+    tokenizer.save_pretrained(folder / "model")
+    return tokenizer
+
+
+def protocol_argv(folder, *extra: str) -> list[str]:
+    """The runner's arguments for 4 edits in batches of 2 on ``folder``'s model, writing ``folder/results.json``."""
+    return ["--model", str(folder / "model"), "--hparams", "gpt2-xl", "--layers", "0", "1", "--edits", "4",
+            "--batch", "2", "--every", "1", "--statistics-texts", "16", "--heldout-texts", "8",
+            "--tokens-per-text", "32", "--cache-dir", str(folder / "cache"), "--out", str(folder / "results.json"),
+            *extra]
+
+
+@pytest.mark.parametrize("family", ["gpt2", "gptj", "llama"])
+def test_two_batches_of_memit_and_alphaedit_scored_into_json(family, tmp_path, monkeypatch):
+    save_tiny_model(family, tmp_path)
     write_data(tmp_path)
     monkeypatch.setenv("NULLSPACE_DATA_DIR", str(tmp_path))
     out = tmp_path / "results.json"
-    argv = ["--model", str(tmp_path / "model"), "--hparams", "gpt2-xl", "--layers", "0", "1", "--edits", "4",
-            "--batch", "2", "--every", "1", "--statistics-texts", "16", "--heldout-texts", "8",
-            "--tokens-per-text", "32", "--generation-interval", "2", "--cache-dir", str(tmp_path / "cache"),
-            "--out", str(out)]
+    argv = protocol_argv(tmp_path, "--generation-interval", "2")
     assert main(argv) == 0
     results = json.loads(out.read_text())
     assert results["edits"] == 4 and results["layers"] == [0, 1] and results["statistics_texts"] == 16
@@ -74,16 +85,11 @@ def write_zsre(folder, count: int = 4) -> None:
 
 @pytest.mark.parametrize("family", ["gpt2", "gptj", "llama"])
 def test_zsre_two_batches_scored_as_the_official_zsre_evaluation(family, tmp_path, monkeypatch):
-    tokenizer = toy_tokenizer()
-    model = tiny(family, tokenizer)
-    model.save_pretrained(tmp_path / "model")
-    tokenizer.save_pretrained(tmp_path / "model")
+    tokenizer = save_tiny_model(family, tmp_path)
     write_zsre(tmp_path)
     monkeypatch.setenv("NULLSPACE_DATA_DIR", str(tmp_path))
     out = tmp_path / "results.json"
-    argv = ["--model", str(tmp_path / "model"), "--hparams", "gpt2-xl", "--layers", "0", "1", "--dataset", "zsre",
-            "--edits", "4", "--batch", "2", "--every", "1", "--statistics-texts", "16", "--heldout-texts", "8",
-            "--tokens-per-text", "32", "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]
+    argv = protocol_argv(tmp_path, "--dataset", "zsre")
     assert main(argv) == 0
     results = json.loads(out.read_text())
     assert results["dataset"] == "zsre" and results["edits"] == 4
