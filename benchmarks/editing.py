@@ -10,8 +10,9 @@ measured every 200 edits. The parts:
 1. ``tuning``: each method's settings are chosen on the 160 *held-out* requests (the fact world's
    requests after the first 2000, never scored): every grid point edits them in batches of 20,
    and the setting with the best ROME score S (harmonic mean of efficacy, generalization and
-   specificity) is kept. The chosen settings are the ``course-gpt2`` entry of
-   ``nullspace/editing/hparams.py``; the script says whether they still agree.
+   specificity) is kept, and every other part runs with it. The lessons' demonstrations use the
+   ``course-gpt2`` entry of ``nullspace/editing/hparams.py``; the script says whether the held-out
+   choice agrees with it.
 2. ``table``: the Table-1 analogue at the paper's protocol, 2000 edits in batches of 100 and of
    25: FT, ROME, MEMIT (Table 1: no cache of edited keys), MEMIT + Kp (Eq. 15) and AlphaEdit.
    ROME edits one request at a time, so its run serves both batch sizes.
