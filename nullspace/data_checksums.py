@@ -18,8 +18,8 @@ from pathlib import Path
 
 from nullspace.paths import DATA_DIR, REPO_ROOT
 
-__all__ = ["CHECKSUM_FILE", "ShippedFileError", "changes", "mismatches", "read_checksums", "sha256", "shipped_files",
-           "snapshot", "verify_shipped", "write_checksums"]
+__all__ = ["CHECKSUM_FILE", "ShippedFileError", "changes", "mismatches", "read_checksums", "record_checksum", "sha256",
+           "shipped_files", "snapshot", "verify_shipped", "write_checksums"]
 
 CHECKSUM_FILE = DATA_DIR / "CHECKSUMS.sha256"
 _NOT_SHIPPED = ("cache",)
@@ -56,6 +56,22 @@ def write_checksums(path: Path = CHECKSUM_FILE) -> None:
     """Record the digest of every shipped file (``sha256sum -c`` can check the list from the repo root)."""
     lines = [f"{sha256(p)}  {p.relative_to(REPO_ROOT).as_posix()}" for p in shipped_files()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def record_checksum(file: Path, path: Path = CHECKSUM_FILE) -> None:
+    """Record the digest of one shipped ``file`` that a course script has just rewritten on purpose
+    (``benchmarks/editing.py`` refreshing lesson 7's cached results), leaving every other record
+    as it is, so that a file changed by accident still fails the check.
+
+    Raises:
+        ValueError: ``file`` is not under ``data/`` (the course ships nothing else).
+    """
+    file = Path(file).resolve()
+    if DATA_DIR.resolve() not in file.parents:
+        raise ValueError(f"file must be a shipped file under {DATA_DIR}, got {file}.")
+    records = read_checksums(path)
+    records[file.relative_to(REPO_ROOT).as_posix()] = sha256(file)
+    path.write_text("".join(f"{digest}  {name}\n" for name, digest in sorted(records.items())), encoding="utf-8")
 
 
 def mismatches(path: Path = CHECKSUM_FILE) -> list[str]:

@@ -9,12 +9,37 @@ import textwrap
 
 import pytest
 
-from nullspace.data_checksums import changes, snapshot, verify_shipped
+from nullspace.data_checksums import (
+    CHECKSUM_FILE,
+    changes,
+    read_checksums,
+    record_checksum,
+    snapshot,
+    verify_shipped,
+)
 from nullspace.paths import DATA_DIR, REPO_ROOT
 
 
 def test_the_shipped_files_match_their_checksums():
     verify_shipped(DATA_DIR)
+
+
+def test_record_checksum_updates_one_file_and_leaves_the_others(tmp_path):
+    """A script that rewrites a shipped file on purpose records it; every other record stays, so a
+    file changed by accident still fails the check."""
+    records = read_checksums()
+    lesson_results = DATA_DIR / "results" / "editing_protocol.json"
+    name = lesson_results.relative_to(REPO_ROOT).as_posix()
+    stale = {**records, name: "0" * 64, "data/course-gpt2/config.json": "1" * 64}
+    checksums = tmp_path / CHECKSUM_FILE.name
+    checksums.write_text("".join(f"{digest}  {n}\n" for n, digest in stale.items()), encoding="utf-8")
+    record_checksum(lesson_results, checksums)
+    after = read_checksums(checksums)
+    assert after[name] == records[name]
+    assert after["data/course-gpt2/config.json"] == "1" * 64  # not blessed along the way
+    assert set(after) == set(records)
+    with pytest.raises(ValueError, match="shipped file under"):
+        record_checksum(REPO_ROOT / "README.md", checksums)
 
 
 def test_snapshot_and_changes_see_every_kind_of_change(tmp_path):
