@@ -54,8 +54,12 @@ def read_checksums(path: Path = CHECKSUM_FILE) -> dict[str, str]:
 
 def write_checksums(path: Path = CHECKSUM_FILE) -> None:
     """Record the digest of every shipped file (``sha256sum -c`` can check the list from the repo root)."""
-    lines = [f"{sha256(p)}  {p.relative_to(REPO_ROOT).as_posix()}" for p in shipped_files()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _write_records({p.relative_to(REPO_ROOT).as_posix(): sha256(p) for p in shipped_files()}, path)
+
+
+def _write_records(records: dict[str, str], path: Path) -> None:
+    """Write ``{repository-relative path: digest}`` as a ``sha256sum``-style list, sorted by path."""
+    path.write_text("".join(f"{digest}  {name}\n" for name, digest in sorted(records.items())), encoding="utf-8")
 
 
 def record_checksum(file: Path, path: Path = CHECKSUM_FILE) -> None:
@@ -71,7 +75,7 @@ def record_checksum(file: Path, path: Path = CHECKSUM_FILE) -> None:
         raise ValueError(f"file must be a shipped file under {DATA_DIR}, got {file}.")
     records = read_checksums(path)
     records[file.relative_to(REPO_ROOT).as_posix()] = sha256(file)
-    path.write_text("".join(f"{digest}  {name}\n" for name, digest in sorted(records.items())), encoding="utf-8")
+    _write_records(records, path)
 
 
 def mismatches(path: Path = CHECKSUM_FILE) -> list[str]:
