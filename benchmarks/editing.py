@@ -29,7 +29,8 @@ measured every 200 edits. The parts:
    the weight of the preserved facts' keys in ``C0`` and which facts ``K0`` lists.
 
 Writes ``benchmarks/results/editing.json`` after every run (a rerun skips the runs already there
-unless ``--fresh``, or the settings, data or model changed) and the lesson's cached copy
+unless ``--fresh``, or the settings, data or model changed; two invocations with different
+``--parts`` or ``--methods`` may run at once and keep each other's rows) and the lesson's cached copy
 ``data/results/editing_protocol.json``; prints every row, each part's wall time and the total.
 """
 
@@ -44,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 
 from nullspace.data_checksums import record_checksum
 from nullspace.editing.evaluation.counterfact import COURSE_LOC_SUFFIX
@@ -114,15 +116,24 @@ def display_name(method: str, overrides: dict) -> str:
 
 
 class Results:
-    """The results file: rows are added one run at a time and written at once."""
+    """The results file: rows are added one run at a time and written at once.
+
+    Two invocations may share the file (for example one part each on a two-core machine): every
+    save takes a lock, merges in what the other invocation wrote since (same fingerprint only; this
+    invocation's own entries win) and replaces the file atomically, so no row is lost. ``fresh``
+    starts from an empty file and does not merge the rows it replaces."""
+
+    SECTIONS = ("rows", "unedited", "tuning", "measurements", "wall_seconds")
 
     def __init__(self, path: Path, fingerprint: dict, fresh: bool) -> None:
-        self.path = path
-        stored = json.loads(path.read_text(encoding="utf-8")) if path.exists() and not fresh else {}
-        if stored.get("fingerprint") != fingerprint:
-            stored = {}
-        self.data = {"fingerprint": fingerprint, "rows": {}, "unedited": {}, "tuning": {}, "measurements": {},
-                     "wall_seconds": {}, **stored}
+        self.path, self.fingerprint, self.merge = path, fingerprint, not fresh
+        stored = self._stored() if self.merge else {}
+        self.data = {"fingerprint": fingerprint, **{section: {} for section in self.SECTIONS}, **stored}
+
+    def _stored(self) -> dict:
+        """The file's contents, or nothing when it was made with other settings, data or model."""
+        stored = json.loads(self.path.read_text(encoding="utf-8")) if self.path.exists() else {}
+        return stored if stored.get("fingerprint") == self.fingerprint else {}
 
     def has(self, key: str) -> bool:
         return key in self.data["rows"]
@@ -133,7 +144,14 @@ class Results:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(self.data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        with FileLock(f"{self.path}.lock"):
+            if self.merge:
+                stored = self._stored()
+                for section in self.SECTIONS:
+                    self.data[section] = {**stored.get(section, {}), **self.data[section]}
+            partial = self.path.with_name(self.path.name + ".partial")
+            partial.write_text(json.dumps(self.data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+            partial.replace(self.path)
 
 
 def requests_of(bench: Workbench, kind: str, edits: int):

@@ -245,6 +245,25 @@ def benchmark_module() -> dict:
     return runpy.run_path(str(REPO_ROOT / "benchmarks" / "editing.py"))
 
 
+def test_two_invocations_sharing_the_results_file_keep_each_others_rows(tmp_path):
+    """Each save merges what another invocation wrote since; --fresh and another fingerprint do not."""
+    results_class = benchmark_module()["Results"]
+    path = tmp_path / "editing.json"
+    first, second = results_class(path, {"v": 1}, fresh=False), results_class(path, {"v": 1}, fresh=False)
+    first.add("zsre|AlphaEdit", {"efficacy": 1.0})
+    second.data["measurements"]["fluency"] = 600.0
+    second.add("ablation|MEMIT", {"efficacy": 2.0})
+    first.add("alphaedit|AlphaEdit", {"efficacy": 3.0})
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    assert set(stored["rows"]) == {"zsre|AlphaEdit", "ablation|MEMIT", "alphaedit|AlphaEdit"}
+    assert stored["measurements"] == {"fluency": 600.0}
+    assert not list(tmp_path.glob("*.partial"))
+    results_class(path, {"v": 1}, fresh=True).add("table|FT", {"efficacy": 4.0})
+    assert set(json.loads(path.read_text(encoding="utf-8"))["rows"]) == {"table|FT"}
+    results_class(path, {"v": 2}, fresh=False).add("table|ROME", {"efficacy": 5.0})
+    assert set(json.loads(path.read_text(encoding="utf-8"))["rows"]) == {"table|ROME"}
+
+
 def test_settings_are_chosen_per_baseline_by_the_held_out_score():
     """The tuning part keeps, per Table-1 method (MEMIT per variant), the grid point with the best S
     on the held-out requests; the lesson's copy keeps every row and the choice."""
