@@ -68,3 +68,25 @@ def test_scored_targets_follow_their_prompt_after_the_bos(bos):
     target = tokenizer(" Paris", add_special_tokens=False)["input_ids"]
     assert labels[0][labels[0] != -100].tolist() == target
     assert (labels[0] != -100).nonzero().flatten().tolist()[0] == len(tokenizer("Ava lives in")["input_ids"])
+
+
+@pytest.mark.parametrize("bos", [False, True])
+def test_generated_texts_open_with_the_bos_and_count_it_in_their_length(bos):
+    """The official generate_fast tokenises prompts with the defaults (Llama 3: BOS first) and
+    generates until the text is max_out_len tokens long, the BOS included."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from nullspace.editing.evaluation.counterfact import generate
+
+    tokenizer = bpe_tokenizer(bos=bos)
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=16, n_layer=1, n_head=2))
+    inputs = []
+    model.register_forward_pre_hook(lambda _, args, kwargs: inputs.append(kwargs["input_ids"].clone()),
+                                    with_kwargs=True)
+    prompts = ["Ava lives in", "The home town of Bo is"]
+    texts = generate(model, tokenizer, prompts, max_length=24, skip_special_tokens=False, known_words_only=False)
+    official = sorted((tokenizer(p)["input_ids"] for p in prompts), key=len)  # one group per prompt length
+    assert [step[0].tolist() for step in inputs if step.shape[1] > 1] == official
+    assert len(inputs) == sum(24 - len(ids) for ids in official)  # one forward per new token
+    assert all(text.startswith("<s>") == bos for text in texts)

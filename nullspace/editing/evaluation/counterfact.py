@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from nullspace.editing.prompts import encode_right_padded, target_token_batch, token_ids
+from nullspace.editing.prompts import encode_right_padded, leading_special_ids, target_token_batch, token_ids
 from nullspace.editing.requests import EditRequest, QuestionRecord
 from nullspace.validation import require_int
 
@@ -213,7 +213,9 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_length: int = OFFI
              known_words_only: bool = True) -> list[str]:
     """Top-k sampled continuations (the official ``generate_fast``: top-5 sampling until the text
     is ``max_length`` tokens long, prompt included; never beyond the model's context
-    ``n_positions``), seeded, in the order of ``prompts``.
+    ``n_positions``), seeded, in the order of ``prompts``. Each prompt opens with the tokenizer's
+    leading special tokens (:func:`~nullspace.editing.prompts.leading_special_ids`: Llama 3's BOS,
+    none for GPT-2), which count towards ``max_length`` as in the official code.
 
     Prompts of equal token length are generated together (up to ``batch_size`` at a time) with the
     model's key-value cache, so no padding is needed. ``skip_special_tokens=False`` keeps tokens
@@ -229,10 +231,13 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_length: int = OFFI
     limit = min(max_length, getattr(model.config, "n_positions", max_length))
     encoded = (token_ids(tokenizer, prompts, "prompts") if known_words_only
                else tokenizer(list(prompts), add_special_tokens=False)["input_ids"])
-    by_length: dict[int, list[int]] = {}
     for index, ids in enumerate(encoded):
         if not ids:
             raise ValueError(f"prompt {index} ({prompts[index]!r}) encodes to no token.")
+    leading = leading_special_ids(tokenizer)  # Llama 3's BOS, as the official tok(prompts) adds it
+    encoded = [leading + list(ids) for ids in encoded]
+    by_length: dict[int, list[int]] = {}
+    for index, ids in enumerate(encoded):
         by_length.setdefault(len(ids), []).append(index)
     texts: list[str] = [""] * len(prompts)
     for length in sorted(by_length):
