@@ -43,6 +43,7 @@ __all__ = [
     "SelectionRule",
     "null_space",
     "null_space_projector",
+    "require_psd_spectrum",
     "validate_covariance",
 ]
 
@@ -357,6 +358,19 @@ def _spectrum_description(eigenvalues: torch.Tensor) -> str:
     return f"{eigenvalues.numel()} eigenvalues, min {lo:.3g}, median {med:.3g}, max {hi:.3g}"
 
 
+def require_psd_spectrum(eigenvalues: torch.Tensor | np.ndarray, name: str = "the covariance") -> None:
+    """Raise ``ValueError`` naming ``name`` when the ascending ``eigenvalues`` of a symmetric matrix
+    go below ``-PSD_TOLERANCE · ‖λ‖`` (round-off of a float32 covariance stays above it)."""
+    values = torch.as_tensor(eigenvalues, dtype=torch.float64)
+    scale = float(torch.linalg.vector_norm(values))
+    if values.numel() and float(values[0]) < -PSD_TOLERANCE * scale:
+        raise ValueError(
+            f"{name} is not positive semi-definite: its smallest eigenvalue is {float(values[0]):.3g} "
+            f"against a largest of {float(values[-1]):.3g}. An uncentered covariance XᵀX/n never has negative "
+            "eigenvalues: pass XᵀX/n of the inputs (CovarianceAccumulator), not a difference of covariances "
+            "or an arbitrary symmetric matrix.")
+
+
 def null_space(
     covariance: ArrayLike,
     rule: SelectionRule,
@@ -389,13 +403,7 @@ def null_space(
                         f"{type(rule).__name__} {rule!r}.")
     c = validate_covariance(covariance)
     eigenvalues, eigenvectors = torch.linalg.eigh(c)
-    scale = float(torch.linalg.vector_norm(eigenvalues))
-    if c.numel() and float(eigenvalues[0]) < -PSD_TOLERANCE * scale:
-        raise ValueError(
-            f"the covariance is not positive semi-definite: its smallest eigenvalue is {float(eigenvalues[0]):.3g} "
-            f"against a largest of {float(eigenvalues[-1]):.3g}. An uncentered covariance XᵀX/n never has negative "
-            "eigenvalues: pass XᵀX/n of the inputs (CovarianceAccumulator), not a difference of covariances "
-            "or an arbitrary symmetric matrix.")
+    require_psd_spectrum(eigenvalues)
     # Singular values of a symmetric PSD matrix are |eigenvalues|; sort ascending again, since
     # round-off can make tiny eigenvalues negative.
     singular = eigenvalues.abs()

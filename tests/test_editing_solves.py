@@ -113,6 +113,33 @@ def test_fast_projector_matches_the_float64_projector(rank):
     assert float((fast64.dense() - exact.projector()).abs().max()) < 1e-10
 
 
+@pytest.mark.parametrize("spectrum, dtype, tolerance", [
+    ([0.0, 1e-3, 2e-3, 3.0, 5.0, 6.0], torch.float32, 1e-5),  # the null side kept: one run of the ascending λ
+    # a round-off negative λ beyond the cut in |λ|: the kept range side is λ[0] and λ[4], not one run
+    ([-2e-2, 1e-3, 2e-3, 3e-3, 5000.0], torch.float64, 1e-10),
+])
+def test_fast_projector_keeps_the_right_eigenvectors(spectrum, dtype, tolerance):
+    g = torch.Generator().manual_seed(3)
+    q, _ = torch.linalg.qr(torch.randn(len(spectrum), len(spectrum), generator=g, dtype=torch.float64))
+    matrix = q @ torch.diag(torch.tensor(spectrum, dtype=torch.float64)) @ q.T
+    matrix = (matrix + matrix.T) / 2
+    rule = AbsoluteRule(1e-2)
+    exact = null_space(matrix, rule)
+    fast = fast_projector(matrix, rule, dtype=dtype)
+    assert fast.null_dim == exact.null_dim == sum(abs(v) < 1e-2 for v in spectrum)
+    assert float((fast.dense().double() - exact.projector()).abs().max()) < tolerance
+
+
+def test_fast_projector_refuses_a_matrix_that_is_not_positive_semidefinite():
+    matrix = torch.diag(torch.tensor([-5.0, 1e-3, 3.0], dtype=torch.float64))
+    for make in (fast_projector, null_space):
+        with pytest.raises(ValueError, match="not positive semi-definite.*-5"):
+            make(matrix, AbsoluteRule(1e-2))
+    empty = fast_projector(torch.diag(torch.tensor([1.0, 2.0], dtype=torch.float64)), AbsoluteRule(1e-2),
+                           allow_empty=True)
+    assert empty.null_dim == 0 and empty.factor.shape == (2, 0) and torch.equal(empty.dense(), torch.zeros(2, 2))
+
+
 def test_fast_projector_warns_when_float32_cannot_resolve_the_cut():
     g = torch.Generator().manual_seed(9)
     x = torch.randn(6, 80, generator=g, dtype=torch.float64)
