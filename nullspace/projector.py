@@ -33,7 +33,13 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from nullspace.linalg import EmptyNullSpaceError, NullSpace, SelectionRule, require_psd_spectrum, validate_covariance
+from nullspace.linalg import (
+    EmptyNullSpaceError,
+    NullSpace,
+    SelectionRule,
+    require_psd_spectrum,
+    validate_covariance,
+)
 
 __all__ = ["NullProjector", "fast_projector", "thin_projector"]
 

@@ -17,7 +17,7 @@ PROMPTS = [("{} lives in", "Ava"), ("The home town of {} is", "Bo"), ("Where doe
 
 def official_index(tokenizer, prompt: str, subject: str) -> int:
     """The official ``get_words_idxs_in_templates(..., subtoken="last")``, written out."""
-    prefix, suffix = prompt.split("{}")
+    prefix = prompt.split("{}")[0]
     prefix_len = len(tokenizer.encode(prefix))
     prompt_len = len(tokenizer.encode(prefix + subject))
     return prefix_len + (prompt_len - prefix_len) - 1
