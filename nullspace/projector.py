@@ -5,14 +5,16 @@ the lessons' small matrices, slow and large at GPT-2 XL's ``d = 6400`` (a float6
 68 s and its eigenvectors 330 MB per layer). The official AlphaEdit code decomposes ``C0`` in
 float32 with an SVD and keeps a dense float32 ``P``. :func:`fast_projector`:
 
-* decomposes in float32 with LAPACK's MRRR ``syevr`` (``scipy.linalg.eigh``, ``driver="evr"``;
-  ``eigh`` equals the SVD for a symmetric PSD matrix and costs far less). Measured at d = 3200
-  (one thread): 6.4 s against the official float32 SVD's 20.1 s, with ``P`` 8× closer to a float64
-  reference (4.0e-5 against 3.5e-4); divide-and-conquer ``syevd`` was as fast but only as
-  accurate as the SVD (3.0e-4);
-* computes every eigenvalue, then the eigenvectors of the thinner side only (for a ``C0`` of rank
-  1024 at ``d = 6400``, the 1024 range vectors instead of all 6400: ``benchmarks/gpt2_xl_width.py``
-  prints the time per layer);
+* decomposes in float32 with LAPACK, as ``eigh`` would, but computes eigenvectors for the kept
+  side only: a Householder reduction to tridiagonal form (``sytrd``), every eigenvalue by MRRR
+  (``stemr``), the kept side's eigenvectors of the tridiagonal matrix, and the reflectors applied
+  to them (``ormqr``). For a symmetric PSD matrix the eigendecomposition equals the SVD and costs
+  far less. Measured at d = 3200 (one thread), a full MRRR ``eigh`` took 6.4 s against the official
+  float32 SVD's 20.1 s, with ``P`` 8× closer to a float64 reference (4.0e-5 against 3.5e-4);
+  divide-and-conquer ``syevd`` was as fast but only as accurate as the SVD (3.0e-4). At d = 6400
+  with a ``C0`` of rank 1024 (one thread, one AMD EPYC core): the reduction 27.8 s, every
+  eigenvalue 0.3 s, the 1024 range vectors 1.2 s, the reflectors 3.0 s, in all 32.3 s against
+  87 s for a full MRRR ``eigh``, whose time goes to the eigenvectors of the near-zero cluster;
 * keeps only the thinner of the two orthonormal factors, ``U2`` (null side) or ``U1`` (range
   side), in float32, and releases the rest: ``P = U2 U2ᵀ = I − U1 U1ᵀ``, so a ``C0`` of rank 256
   at ``d = 6400`` keeps a 6400 × 256 matrix instead of 6400 × 6400;
@@ -42,6 +44,8 @@ from nullspace.linalg import (
 )
 
 __all__ = ["NullProjector", "fast_projector", "thin_projector"]
+
+LAPACK_BLOCK = 64  # workspace per row for the blocked sytrd / ormqr (LAPACK's usual block sizes are 32–64)
 
 
 @dataclass
@@ -121,14 +125,16 @@ def _warn_if_unresolved(eigenvalues: torch.Tensor, mask: torch.Tensor, rule: Sel
 
 def fast_projector(covariance: torch.Tensor | np.ndarray, rule: SelectionRule, *,
                    dtype: torch.dtype = torch.float32, allow_empty: bool = False) -> NullProjector:
-    """Decompose ``covariance`` in ``dtype`` (LAPACK ``syevr``) and keep ``P``'s thinner factor.
+    """Decompose ``covariance`` in ``dtype`` and keep ``P``'s thinner factor.
 
-    Two passes: every eigenvalue first (cheap: no eigenvector), then the eigenvectors of the kept
-    side alone (``subset_by_index``). MRRR's cost is in the eigenvectors of the large cluster of
-    near-zero eigenvalues that a low-rank ``C0`` has, which the range side never computes.
+    One Householder reduction to a tridiagonal ``T = Qᵀ C Q`` (LAPACK ``sytrd``), every
+    eigenvalue of ``T`` (MRRR ``stemr``: cheap), the eigenvectors of the kept side alone, and
+    ``Q`` applied to those (``ormqr``, as LAPACK's own ``ormtr`` does). A full ``eigh`` spends most
+    of its time on the eigenvectors of the large cluster of near-zero eigenvalues that ``C0`` has,
+    which the range side never computes.
 
     Args:
-        covariance: a symmetric ``(d, d)`` matrix such as ``C0 = E[k kᵀ]``.
+        covariance: a symmetric positive semi-definite ``(d, d)`` matrix such as ``C0 = E[k kᵀ]``.
         rule: which eigenvalues count as null (AlphaEdit: ``AbsoluteRule(2e-2)``).
         dtype: ``torch.float32`` (default, as the official code) or ``torch.float64``.
         allow_empty: return an empty null space instead of raising.
@@ -138,7 +144,14 @@ def fast_projector(covariance: torch.Tensor | np.ndarray, rule: SelectionRule, *
         EmptyNullSpaceError: the rule selects no direction (and ``allow_empty`` is False).
     """
     matrix = validate_covariance(covariance).numpy().astype(np.float32 if dtype == torch.float32 else np.float64)
-    values = scipy.linalg.eigh(matrix, eigvals_only=True, driver="evr", check_finite=False)  # ascending λ
+    n = matrix.shape[0]
+    sytrd, ormqr = scipy.linalg.lapack.get_lapack_funcs(("sytrd", "ormqr"), (matrix,))
+    reflectors, diagonal, off_diagonal, tau, info = sytrd(np.asfortranarray(matrix), lower=1,
+                                                          lwork=max(1, LAPACK_BLOCK * n), overwrite_a=1)
+    del matrix
+    if info:
+        raise np.linalg.LinAlgError(f"LAPACK sytrd failed (info {info}) on the {n} × {n} covariance.")
+    values = scipy.linalg.eigh_tridiagonal(diagonal, off_diagonal, eigvals_only=True, lapack_driver="stemr")
     require_psd_spectrum(values)
     singular = np.abs(values)
     order = np.argsort(singular, kind="stable")
@@ -155,13 +168,16 @@ def fast_projector(covariance: torch.Tensor | np.ndarray, rule: SelectionRule, *
     # The kept side's indices into the ascending λ: one run of them for a PSD matrix; the span
     # between the first and the last otherwise (a round-off negative λ), then the kept columns.
     kept = np.sort(order[mask.numpy() if keep_null else ~mask.numpy()])
+    vectors = np.zeros((n, len(kept)), dtype=diagonal.dtype, order="F")
     if kept.size:
         first, last = int(kept[0]), int(kept[-1])
-        _, vectors = scipy.linalg.eigh(matrix, driver="evr", subset_by_index=(first, last), overwrite_a=True,
-                                       check_finite=False)
-        vectors = vectors[:, kept - first]
-    else:  # allow_empty and nothing null: an empty null basis
-        vectors = np.zeros((matrix.shape[0], 0), dtype=matrix.dtype)
-    del matrix
+        _, span = scipy.linalg.eigh_tridiagonal(diagonal, off_diagonal, select="i", select_range=(first, last),
+                                                lapack_driver="stemr")
+        vectors[:] = span[:, kept - first]
+        if n > 1:  # x ↦ Q x: the reflectors of rows 1.. (LAPACK ormtr with uplo = "L")
+            vectors[1:], _, info = ormqr("L", "N", reflectors[1:, :-1], tau, vectors[1:],
+                                         lwork=max(1, LAPACK_BLOCK * len(kept)), overwrite_c=1)
+            if info:
+                raise np.linalg.LinAlgError(f"LAPACK ormqr failed (info {info}).")
     return NullProjector(eigenvalues, null_dim, torch.from_numpy(np.ascontiguousarray(vectors)), keep_null,
                          rule.describe())

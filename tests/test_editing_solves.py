@@ -91,7 +91,7 @@ def test_symmetric_solve_falls_back_only_when_needed():
     assert torch.allclose(x, torch.full((4, 1), 0.25, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("rank", [0, 6])
+@pytest.mark.parametrize("rank", [0, 6, 70])
 def test_fast_projector_matches_the_float64_projector(rank):
     d = 80
     if rank:
