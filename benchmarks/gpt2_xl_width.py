@@ -4,7 +4,7 @@ No GPT-2 XL weights can be downloaded here, so this proves the path at full widt
 a GPT-2 with XL's widths (n_embd 1600, 25 heads, d_ff 6400) and blocks 0–17, enough to hold the
 official edited layers 13–17 (the real model has 48 blocks; the loss is read at this model's
 output), runs statistics (on a small random-word corpus), the projectors at d = 6400 (one
-float32 eigendecomposition per layer, kept as the thinner factor: nullspace.projector), target
+float32 tridiagonal reduction per layer, eigenvectors of the thinner side only: nullspace.projector), target
 vectors (official compute_z settings) and the update spread over layers 13–17 (push-through form
 of Eq. 14). It prints, per stage, wall-clock seconds and CPU seconds of this process (the machine
 may be shared: CPU seconds are what one free core would take at one thread), the peak resident
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     tokens = next(iter(stats.values())).token_count
 
     rule = AbsoluteRule(2e-2)  # official threshold on E[kkᵀ]
-    with Stage(f"projectors (float32 eigh, d={d_ff})", timings):
+    with Stage(f"projectors (float32, kept side, d={d_ff})", timings):
         projectors = {layer: fast_projector(s.covariance, rule) for layer, s in stats.items()}
     covariance_of_first = stats[args.layers[0]].covariance
     del stats  # the editor reads only the projectors

@@ -1,6 +1,7 @@
 """The fast paths equal the plain formulas: AlphaEdit's push-through form, MEMIT on live units,
 the float32 thin projector; and the editor keeps only what its solve reads."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -128,6 +129,24 @@ def test_fast_projector_keeps_the_right_eigenvectors(spectrum, dtype, tolerance)
     fast = fast_projector(matrix, rule, dtype=dtype)
     assert fast.null_dim == exact.null_dim == sum(abs(v) < 1e-2 for v in spectrum)
     assert float((fast.dense().double() - exact.projector()).abs().max()) < tolerance
+
+
+def test_fast_projector_falls_back_to_inverse_iteration_where_mrrr_fails(monkeypatch):
+    import scipy.linalg
+
+    tridiagonal_eigh = scipy.linalg.eigh_tridiagonal
+
+    def mrrr_fails(*args, lapack_driver="auto", **kwargs):
+        if lapack_driver == "stemr":
+            raise np.linalg.LinAlgError("stemr (eigh_tridiagonal) did not converge (LAPACK info=22)")
+        return tridiagonal_eigh(*args, lapack_driver=lapack_driver, **kwargs)
+
+    monkeypatch.setattr(scipy.linalg, "eigh_tridiagonal", mrrr_fails)
+    for rank in (6, 70):  # the range side kept; the null side (a cluster at 0) kept
+        x = torch.randn(rank, 80, generator=torch.Generator().manual_seed(rank), dtype=torch.float64)
+        covariance = x.T @ x / rank
+        fast, exact = fast_projector(covariance, AbsoluteRule(1e-3)), null_space(covariance, AbsoluteRule(1e-3))
+        assert float((fast.dense().double() - exact.projector()).abs().max()) < 1e-4
 
 
 def test_fast_projector_refuses_a_matrix_that_is_not_positive_semidefinite():
