@@ -4,8 +4,8 @@
 
 The official AlphaEdit code takes a float32 SVD of ``C0`` and forms ``P = U2 U2ᵀ`` from the
 singular vectors whose singular values are below 2e-2. The package
-(:func:`nullspace.projector.fast_projector`) takes a float32 ``eigh`` (LAPACK ``syevr`` through
-scipy), keeps the thinner factor and forms ``P`` as ``U2 U2ᵀ`` or ``I − U1 U1ᵀ``, whichever is
+(:func:`nullspace.projector.fast_projector`) reduces ``C0`` to tridiagonal form in float32, takes
+every eigenvalue and the eigenvectors of the thinner side only (LAPACK through scipy), keeps that factor and forms ``P`` as ``U2 U2ᵀ`` or ``I − U1 U1ᵀ``, whichever is
 cheaper. ``C0`` is a synthetic covariance with a decaying spectrum (eigenvalues log-spaced from
 1e2 to 1e-6, so about half fall below 2e-2), or with ``--range-rank r`` one of rank ``r`` (the null
 side far larger than the range). Both are compared with a float64 reference (``scipy`` ``syevd`` in
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     p_package, wall_dense, cpu_dense = timed(projector.dense)
     wall_package, cpu_package = wall_factor + wall_dense, cpu_factor + cpu_dense
     form = "U2 U2ᵀ" if projector.factor_is_null_basis else "I − U1 U1ᵀ"
-    print(f"package  (float32 syevr, {form}): {wall_package:7.1f} s wall, {cpu_package:7.1f} s CPU "
+    print(f"package  (float32, kept side, {form}): {wall_package:7.1f} s wall, {cpu_package:7.1f} s CPU "
           f"(decomposition and kept factor, all the editor uses: {cpu_factor:.1f} s CPU; dense P: "
           f"{cpu_dense:.1f} s CPU)", flush=True)
     p_reference, null_reference = reference_projector(c0)
