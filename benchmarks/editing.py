@@ -60,11 +60,12 @@ from nullspace.editing.evaluation.experiment import (
     score_row,
 )
 from nullspace.editing.evaluation.protocol import (
-    BASELINE_NAMES,
     LESSON_RESULTS,
     TUNING_BATCH,
     TUNING_GRIDS,
+    ablation_plan,
     describe_settings,
+    display_name,
     protocol_fingerprint,
 )
 from nullspace.editing.evaluation.shift import mean_shift, preserved_hidden_states, principal_plane
@@ -108,11 +109,6 @@ class Run:
     @property
     def key(self) -> str:
         return f"{self.part}|{self.kind}|{self.label}|{self.edits}x{self.batch}"
-
-
-def display_name(method: str, overrides: dict) -> str:
-    """``MEMIT (Table 1: no cache of edited keys)`` and ``MEMIT + Kp (Eq. 15)``, else the method."""
-    return BASELINE_NAMES.get((method, overrides.get("memit_variant")), method)
 
 
 class Results:
@@ -269,20 +265,7 @@ def zsre_runs(methods: list[tuple[str, dict]], edits: int) -> list[Run]:
 
 
 def ablation_runs(methods: list[tuple[str, dict]], edits: int) -> list[Run]:
-    switches = (("contexts from the world's text", {"context_source": "world"}),
-                ("no context templates (bare prompt)", {"context_source": "bare"}),
-                ("flat mean of the contexts in a key", {"key_weighting": "flat"}),
-                ("KL read at the last token", {"kl_position": "last"}),
-                ("C0 of the corpus alone (α = 0)", {"preserved_keys_weight": 0.0}))
-    compared = [(m, o) for m, o in methods if m == "AlphaEdit" or o.get("memit_variant") == "table1"]
-    runs = [Run("ablation", f"{display_name(m, o)}: {what}", m, {**o, **switch}, edits=edits)
-            for what, switch in switches for m, o in compared]
-    runs += [Run("ablation", f"{display_name(m, o)}: + 1·I in its system (mechanism)", m, {**o, "memit_ridge": 1.0},
-                 edits=edits) for m, o in compared if m == "MEMIT"]
-    runs += [Run("ablation", f"ROME: {what}", m, {**o, **switch}, edits=edits) for m, o in methods if m == "ROME"
-             for what, switch in (("MEMIT's clamp 0.75", {"rome_clamp_norm_factor": 0.75}),
-                                  ("target at the block output", {"rome_target": "block"}))]
-    return runs
+    return [Run("ablation", label, m, o, edits=edits) for label, m, o in ablation_plan(methods)]
 
 
 def alphaedit_runs(methods: list[tuple[str, dict]], edits: int) -> list[Run]:

@@ -21,13 +21,16 @@ from nullspace.linalg import AbsoluteRule
 from nullspace.paths import DATA_DIR
 
 __all__ = [
+    "ABLATION_SWITCHES",
     "BASELINE_NAMES",
     "LESSON_RESULTS",
     "PROTOCOL_VERSION",
-    "TUNING_BATCH",
     "TUNED_FIELDS",
+    "TUNING_BATCH",
     "TUNING_GRIDS",
+    "ablation_plan",
     "describe_settings",
+    "display_name",
     "load_lesson_results",
     "protocol_fingerprint",
 ]
@@ -47,6 +50,40 @@ TUNING_GRIDS: dict[str, list[dict]] = {
               for variant in MEMIT_VARIANTS for lam in (1e2, 1e3, 1e4, 2e4)],
     "AlphaEdit": [{"alphaedit_rule": AbsoluteRule(t), "alphaedit_l2": l2} for t in (1e-3, 1e-2, 2e-2) for l2 in (1.0, 10.0)],
 }
+# The ablation part: each protocol choice switched back to the course's earlier one, one at a time,
+# for Table 1's MEMIT and AlphaEdit; the ridge isolates the mechanism of Table-1 MEMIT's collapse;
+# ROME's own clamp and target switched back for ROME.
+ABLATION_SWITCHES: dict[str, dict] = {
+    "contexts from the world's text": {"context_source": "world"},
+    "no context templates (bare prompt)": {"context_source": "bare"},
+    "flat mean of the contexts in a key": {"key_weighting": "flat"},
+    "KL read at the last token": {"kl_position": "last"},
+    "C0 of the corpus alone (α = 0)": {"preserved_keys_weight": 0.0},
+}
+MEMIT_MECHANISM_SWITCH: dict[str, dict] = {"+ 1·I in its system (mechanism)": {"memit_ridge": 1.0}}
+ROME_SWITCHES: dict[str, dict] = {"MEMIT's clamp 0.75": {"rome_clamp_norm_factor": 0.75},
+                                  "target at the block output": {"rome_target": "block"}}
+
+
+def display_name(method: str, overrides: dict) -> str:
+    """``MEMIT (Table 1: no cache of edited keys)`` and ``MEMIT + Kp (Eq. 15)``, else the method."""
+    return BASELINE_NAMES.get((method, overrides.get("memit_variant")), method)
+
+
+def ablation_plan(methods: list[tuple[str, dict]]) -> list[tuple[str, str, dict]]:
+    """``(label, method, overrides)`` of every ablation run, for the Table-1 methods ``methods``
+    (each ``(method, its settings)``): :data:`ABLATION_SWITCHES` for Table 1's MEMIT and AlphaEdit,
+    :data:`MEMIT_MECHANISM_SWITCH` for Table 1's MEMIT, :data:`ROME_SWITCHES` for ROME."""
+    compared = [(m, o) for m, o in methods if m == "AlphaEdit" or o.get("memit_variant") == "table1"]
+    plan = [(f"{display_name(m, o)}: {what}", m, {**o, **switch})
+            for what, switch in ABLATION_SWITCHES.items() for m, o in compared]
+    plan += [(f"{display_name(m, o)}: {what}", m, {**o, **switch})
+             for m, o in compared if m == "MEMIT" for what, switch in MEMIT_MECHANISM_SWITCH.items()]
+    plan += [(f"ROME: {what}", m, {**o, **switch}) for m, o in methods if m == "ROME"
+             for what, switch in ROME_SWITCHES.items()]
+    return plan
+
+
 # The settings every benchmark run states itself (from the grid point chosen on the held-out
 # requests): the course defaults of these fields do not change what the benchmark measures.
 TUNED_FIELDS = frozenset(key for grid in TUNING_GRIDS.values() for point in grid for key in point)
