@@ -12,9 +12,9 @@ float32 with an SVD and keeps a dense float32 ``P``. :func:`fast_projector`:
   far less. Measured at d = 3200 (one thread), a full MRRR ``eigh`` took 6.4 s against the official
   float32 SVD's 20.1 s, with ``P`` 8× closer to a float64 reference (4.0e-5 against 3.5e-4);
   divide-and-conquer ``syevd`` was as fast but only as accurate as the SVD (3.0e-4). At d = 6400
-  with a ``C0`` of rank 1024 (one thread, one AMD EPYC core): the reduction 27.8 s, every
-  eigenvalue 0.3 s, the 1024 range vectors 1.2 s, the reflectors 3.0 s, in all 32.3 s against
-  87 s for a full MRRR ``eigh``, whose time goes to the eigenvectors of the near-zero cluster;
+  with a ``C0`` of rank 1024 (``benchmarks/gpt2_xl_width.py``, one thread, one AMD EPYC core):
+  164.4 s of CPU for five layers against 436.1 s with a full MRRR ``eigh``, whose time goes to the
+  eigenvectors of the near-zero cluster;
 * keeps only the thinner of the two orthonormal factors, ``U2`` (null side) or ``U1`` (range
   side), in float32, and releases the rest: ``P = U2 U2ᵀ = I − U1 U1ᵀ``, so a ``C0`` of rank 256
   at ``d = 6400`` keeps a 6400 × 256 matrix instead of 6400 × 6400;
