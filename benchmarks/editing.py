@@ -111,6 +111,11 @@ class Run:
         return f"{self.part}|{self.kind}|{self.label}|{self.edits}x{self.batch}"
 
 
+def selected(run: Run, names: list[str]) -> bool:
+    """Whether ``--methods names`` selects ``run``: by its method's name or by its own label."""
+    return bool({display_name(run.method, run.overrides), run.label} & set(names))
+
+
 class Results:
     """The results file: rows are added one run at a time and written at once.
 
@@ -337,8 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune", nargs="+", default=list(TUNING_GRIDS), choices=list(TUNING_GRIDS),
                         help="the methods whose grids the tuning part runs (the others keep the course defaults)")
     parser.add_argument("--methods", nargs="+", default=None, metavar="NAME",
-                        help="run only these rows of the other parts (names as printed, e.g. AlphaEdit "
-                             "'MEMIT (Table 1: no cache of edited keys)'); default: all")
+                        help="run only these rows of the other parts: a method's name (e.g. AlphaEdit "
+                             "'MEMIT (Table 1: no cache of edited keys)') or a row's label as printed (e.g. "
+                             "'ROME: target at the block output'); default: all")
     parser.add_argument("--edits", type=int, default=EDITS,
                         help="edits per run (a quick check of the script; only the default writes the lesson's copy)")
     args = parser.parse_args(argv)
@@ -373,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = (tuning_runs(bench, args.edits, args.tune) if part == "tuning"
                 else plans[part](chosen_runs(results), args.edits))
         for run in plan:
-            if args.methods and part != "tuning" and display_name(run.method, run.overrides) not in args.methods:
+            if args.methods and part != "tuning" and not selected(run, args.methods):
                 continue
             if not results.has(run.key):
                 if args.cached_only:

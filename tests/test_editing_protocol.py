@@ -264,6 +264,17 @@ def test_two_invocations_sharing_the_results_file_keep_each_others_rows(tmp_path
     assert set(json.loads(path.read_text(encoding="utf-8"))["rows"]) == {"table|ROME"}
 
 
+def test_methods_select_runs_by_method_name_or_row_label():
+    bench = benchmark_module()
+    methods = [("MEMIT", {"memit_variant": "table1"}), ("AlphaEdit", {}), ("ROME", {"rome_layer": 1})]
+    runs = bench["ablation_runs"](methods, 20)
+    chosen = [run.label for run in runs if bench["selected"](run, ["ROME: target at the block output"])]
+    assert chosen == ["ROME: target at the block output"]
+    table1 = [run for run in runs if bench["selected"](run, ["MEMIT (Table 1: no cache of edited keys)"])]
+    assert len(table1) == 6 and all(run.method == "MEMIT" for run in table1)
+    assert not [run for run in runs if bench["selected"](run, ["FT"])]
+
+
 def test_settings_are_chosen_per_baseline_by_the_held_out_score():
     """The tuning part keeps, per Table-1 method (MEMIT per variant), the grid point with the best S
     on the held-out requests; the lesson's copy keeps every row and the choice."""
