@@ -2,7 +2,7 @@
 
 Adam-NSCL (Wang et al., CVPR 2021, §5) evaluates in the task-incremental setting: task ``t``
 brings new classes, the model gets a new linear head for them, and at test time the task
-identity is known (the right head is used). Four benchmarks are offered:
+identity is known (the right head is used). Five benchmarks are offered:
 
 * ``digits``: scikit-learn's 8×8 hand-written digits (real data, shipped with scikit-learn)
   split into 5 tasks of 2 classes;
@@ -12,6 +12,8 @@ identity is known (the right head is used). Four benchmarks are offered:
 * ``scrambled``: 20 tasks that each show the ten digits through their own scrambled, noisy
   16×16 sensor, so that the tasks' inputs come from different distributions (a harder cousin
   of permuted MNIST, where distillation on new inputs and quadratic penalties fall short);
+* ``scrambled-long``: the same sequence continued to 40 tasks (its first 20 are ``scrambled``'s),
+  long enough for EWC's penalties, one added per task, to pile up;
 * ``cifar100``: the paper's 10-split CIFAR-100 (10 tasks of 10 classes), read from the official
   python files in a folder you provide (:mod:`nullspace.continual.cifar100`; for a GPU).
 
@@ -40,7 +42,8 @@ __all__ = [
     "split_digits",
 ]
 
-BENCHMARK_NAMES = ("digits", "gratings", "scrambled", "cifar100")
+BENCHMARK_NAMES = ("digits", "gratings", "scrambled", "scrambled-long", "cifar100")
+LONG_SEQUENCE_TASKS = 40
 
 
 @dataclass(frozen=True)
@@ -243,6 +246,8 @@ def load_benchmark(name: str | None = None, seed: int = 0) -> Benchmark:
         return colour_gratings(seed=seed)
     if name == "scrambled":
         return scrambled_digits(seed=seed)
+    if name == "scrambled-long":
+        return scrambled_digits(num_tasks=LONG_SEQUENCE_TASKS, seed=seed)
     if name == "cifar100":
         from nullspace.continual.cifar100 import split_cifar100
 

@@ -9,6 +9,10 @@ shows and the numbers the benchmark prints come from the same settings.
   own strength (EWC's λ, LwF's λ, GPM's learning rate, the paper's ``a``) was chosen on seeds 100
   and 101, which the benchmark does not report (it reports 0, 1, 2). Batch-norm statistics are
   frozen after task 1 for every method (:class:`~nullspace.continual.trainer.TrainConfig`).
+* ``scrambled-long`` (the same sequence continued to 40 tasks, the same model): EWC's λ was chosen
+  again, on seeds 100 and 101 of the 40 tasks (``benchmarks/continual_tuning.py``), since the
+  sequence's length is what it trades against; the other methods keep their ``scrambled``
+  settings.
 * GPM's plain-SGD learning rate and the paper's ``a`` on ``digits`` and ``gratings`` were chosen
   on seed 100; the other settings there come from the course's earlier runs on seeds 0–2.
 * ``cifar100``: the paper's run as the official code made it (ResNet-18, 80 epochs, batch 32,
@@ -19,7 +23,7 @@ shows and the numbers the benchmark prints come from the same settings.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from nullspace.continual.arguments import check_choice
 from nullspace.continual.benchmarks import BENCHMARK_NAMES, Benchmark
@@ -28,17 +32,22 @@ from nullspace.continual.methods import EWC, GPM, AdamNSCLMethod, ContinualMetho
 from nullspace.continual.models import ContinualModel, PreActResNet18, model_for
 from nullspace.continual.trainer import TrainConfig
 
-__all__ = ["BENCHMARK_NAMES", "EPOCHS", "LESSON_EPOCHS", "METHOD_NAMES", "benchmark", "course_methods", "model_factory",
-           "official_variants", "train_config"]
+__all__ = ["BENCHMARK_NAMES", "EPOCHS", "LESSON_EPOCHS", "METHOD_NAMES", "TUNED", "benchmark", "course_methods",
+           "model_factory", "official_variants", "train_config"]
 
-EPOCHS = {"digits": 20, "gratings": 8, "scrambled": 5, "cifar100": 80}
-LESSON_EPOCHS = {"digits": 10, "gratings": 4, "scrambled": 3, "cifar100": 80}  # the lessons run many methods
-ARCHITECTURE = {"digits": "cnn", "gratings": "cnn", "scrambled": "mlp", "cifar100": "resnet18"}
+EPOCHS = {"digits": 20, "gratings": 8, "scrambled": 5, "scrambled-long": 5, "cifar100": 80}
+LESSON_EPOCHS = {"digits": 10, "gratings": 4, "scrambled": 3, "scrambled-long": 3, "cifar100": 80}  # the lessons run many methods
+ARCHITECTURE = {"digits": "cnn", "gratings": "cnn", "scrambled": "mlp", "scrambled-long": "mlp", "cifar100": "resnet18"}
 # chosen on seeds the benchmark does not report (see TUNING in benchmarks/continual.py):
-EWC_STRENGTH = {"digits": 1e3, "gratings": 1e5, "scrambled": 1e3, "cifar100": 1e2}   # scrambled: of 10 … 1e4
-LWF_STRENGTH = {"digits": 1.0, "gratings": 1.0, "scrambled": 10.0, "cifar100": 1.0}  # scrambled: of 1, 3, 10, 30
-GPM_LR = {"digits": 0.2, "gratings": 0.2, "scrambled": 0.05, "cifar100": 0.01}       # of 0.05, 0.2 (0.5 on the CNN)
-PAPER_A = {"digits": 10.0, "gratings": 10.0, "scrambled": 10.0, "cifar100": 10.0}    # of the paper's 10 and 30
+EWC_STRENGTH = {"digits": 1e3, "gratings": 1e5, "scrambled": 1e3, "scrambled-long": 1e3,  # scrambled: of 10 … 1e4
+                "cifar100": 1e2}
+LWF_STRENGTH = {"digits": 1.0, "gratings": 1.0, "scrambled": 10.0, "scrambled-long": 10.0,  # scrambled: of 1, 3, 10, 30
+                "cifar100": 1.0}
+GPM_LR = {"digits": 0.2, "gratings": 0.2, "scrambled": 0.05, "scrambled-long": 0.05,  # of 0.05, 0.2 (0.5 on the CNN)
+          "cifar100": 0.01}
+PAPER_A = {"digits": 10.0, "gratings": 10.0, "scrambled": 10.0, "scrambled-long": 10.0,  # of the paper's 10 and 30
+           "cifar100": 10.0}
+TUNED = {"ewc": EWC_STRENGTH, "lwf": LWF_STRENGTH, "gpm": GPM_LR, "adam-nscl-paper": PAPER_A}
 NSCL_ENERGY = 0.95
 NSCL_HEAD_LR = 3e-3   # the paper also gives the heads a larger learning rate than the shared layers
 METHOD_NAMES = ("finetune-sgd", "finetune-adam", "ewc", "lwf", "gpm", "adam-nscl-paper", "adam-nscl-course")
@@ -65,33 +74,41 @@ def train_config(name: str, seed: int = 0, epochs: int | None = None) -> TrainCo
         return TrainConfig(epochs=epochs, batch_size=32, seed=seed, lr_milestones=(30, 60), lr_gamma=0.5,
                            augmentation="crop-flip")
     return TrainConfig(epochs=epochs, batch_size=32, seed=seed,
-                       freeze_statistics_after_first_task=name == "scrambled")
+                       freeze_statistics_after_first_task=name.startswith("scrambled"))
 
 
-def course_methods(name: str) -> dict[str, Callable[[], ContinualMethod]]:
+def course_methods(name: str, tuned: Mapping[str, float] | None = None) -> dict[str, Callable[[], ContinualMethod]]:
     """Factories of every method with the course's hyperparameters for benchmark ``name``: the
     baselines, GPM as its official code runs it, and Adam-NSCL as the paper defines it and as the
     course varies it.
+
+    ``tuned`` replaces a method's chosen value (``TUNED``: EWC's and LwF's λ, GPM's learning rate,
+    the paper's ``a``) by method key, for choosing it on unreported seeds; a key that is not in
+    ``TUNED`` raises ``ValueError``.
 
     On CIFAR-100 the paper's variant is the official run (see the module docstring); the other
     methods use the paper's smaller learning rate (1e-4, heads 1e-3). None of the CIFAR-100
     settings has been run on the course's machine (it has no GPU).
     """
     _check_name(name)
+    tuned = dict(tuned or {})
+    for key in tuned:
+        check_choice(key, "a key of tuned", tuple(TUNED))
+    value = {key: tuned.get(key, table[name]) for key, table in TUNED.items()}
     lr, head_lr = (1e-4, 1e-3) if name == "cifar100" else (1e-3, NSCL_HEAD_LR)
     if name == "cifar100":
-        paper = lambda: AdamNSCLMethod.paper(a=PAPER_A[name], lr=1e-4, later_lr=5e-5, head_lr=1e-3,
+        paper = lambda: AdamNSCLMethod.paper(a=value["adam-nscl-paper"], lr=1e-4, later_lr=5e-5, head_lr=1e-3,
                                              normalisation_lr=5e-4, weight_decay=5e-5, scale_by_frobenius=True,
                                              batch_means=True, eps_placement="official",
                                              label="paper, the official CIFAR-100 run")
     else:
-        paper = lambda: AdamNSCLMethod.paper(a=PAPER_A[name], lr=lr, head_lr=head_lr)
+        paper = lambda: AdamNSCLMethod.paper(a=value["adam-nscl-paper"], lr=lr, head_lr=head_lr)
     return {
         "finetune-sgd": lambda: FineTune("sgd", lr=0.02),
         "finetune-adam": lambda: FineTune("adam", lr=lr),
-        "ewc": lambda: EWC(strength=EWC_STRENGTH[name], lr=lr),
-        "lwf": lambda: LwF(strength=LWF_STRENGTH[name], temperature=2.0, lr=lr),
-        "gpm": lambda: GPM(lr=GPM_LR[name]),
+        "ewc": lambda: EWC(strength=value["ewc"], lr=lr),
+        "lwf": lambda: LwF(strength=value["lwf"], temperature=2.0, lr=lr),
+        "gpm": lambda: GPM(lr=value["gpm"]),
         "adam-nscl-paper": paper,
         "adam-nscl-course": lambda: AdamNSCLMethod.course(energy=NSCL_ENERGY, lr=lr, head_lr=head_lr),
     }
@@ -124,7 +141,7 @@ def official_variants(name: str) -> dict[str, Variant]:
         "gpm+all-samples": (gpm("all samples", samples=None), {}),
         "gpm+course-schedule": (gpm("threshold one task ahead", base_threshold=0.973), {}),
     }
-    if name == "scrambled":
+    if name.startswith("scrambled"):
         variants["adam-nscl-paper+tracked-statistics"] = (paper("batch-norm statistics tracked"),
                                                           {"freeze_statistics_after_first_task": False})
     return variants
