@@ -96,6 +96,7 @@ def test_the_reported_examples_are_refused_with_a_clear_message(build, pattern):
     (lambda: PreActResNet18((3, 32, 32), 2, 10, width=0), r"width must be a positive integer"),
     (lambda: recipes.course_methods("mnist"), r"the benchmark name must be one of 'digits', 'gratings', 'scrambled'"),
     (lambda: recipes.train_config("mnist"), r"the benchmark name must be one of"),
+    (lambda: recipes.course_methods("scrambled", tuned={"sgd": 0.1}), r"a key of tuned must be one of 'ewc', 'lwf'"),
 ])
 def test_every_setting_is_range_checked(build, pattern):
     with pytest.raises(ValueError, match=pattern):

@@ -177,8 +177,17 @@ def test_missing_cifar100_says_how_to_get_it(tmp_path):
         split_cifar100(tmp_path / "nowhere")
 
 
+def test_the_long_sequence_continues_the_scrambled_one():
+    short, long = load_benchmark("scrambled", seed=3), load_benchmark("scrambled-long", seed=3)
+    assert (short.num_tasks, long.num_tasks) == (20, 40)
+    for a, b in zip(short.tasks, long.tasks[:20], strict=True):
+        assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_x, b.test_x)
+        assert torch.equal(a.train_y, b.train_y)
+    assert not torch.equal(long.tasks[20].train_x, long.tasks[0].train_x)
+
+
 def test_unknown_benchmark_lists_the_choices():
-    with pytest.raises(ValueError, match="digits, gratings, scrambled, cifar100"):
+    with pytest.raises(ValueError, match="digits, gratings, scrambled, scrambled-long, cifar100"):
         load_benchmark("mnist")
 
 

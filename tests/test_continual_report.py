@@ -52,3 +52,41 @@ def test_an_unknown_departure_is_refused_with_the_choices(script, tmp_path, caps
     err = capsys.readouterr().err
     assert "adam-nscl-paper+typo" in err and "adam-nscl-paper+official-eps" in err
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.fixture
+def tuning():
+    spec = importlib.util.spec_from_file_location("continual_tuning", REPO_ROOT / "benchmarks" / "continual_tuning.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    threads = torch.get_num_threads()
+    yield module
+    torch.set_num_threads(threads)
+
+
+def test_course_methods_take_a_tuned_value_by_method_key():
+    from nullspace.continual import recipes
+
+    assert recipes.course_methods("scrambled-long", tuned={"ewc": 7.0})["ewc"]().strength == 7.0
+    assert recipes.course_methods("scrambled-long")["ewc"]().strength == recipes.EWC_STRENGTH["scrambled-long"]
+
+
+def test_tuning_records_each_value_and_names_the_best_mean_acc(tuning, tmp_path, capsys):
+    out = tmp_path / "tuning.json"
+    quick = ["--benchmark", "digits", "--method", "ewc", "--epochs", "1", "--num-tasks", "2", "--json", str(out)]
+    assert tuning.main([*quick, "--values", "10", "--seeds", "100"]) == 0
+    assert tuning.main([*quick, "--values", "1e4", "--seeds", "100", "101"]) == 0
+    stored = json.loads(out.read_text())
+    assert set(stored) == {"digits|ewc|10", "digits|ewc|10000"}
+    assert [run["seed"] for run in stored["digits|ewc|10000"]] == [100, 101]
+    table = tuning.summary(stored, "digits", "ewc")
+    best = max(table, key=lambda entry: entry[1]["ACC"])[0]
+    assert capsys.readouterr().out.rstrip().endswith(f"highest mean ACC: {best:g}")
+
+
+def test_tuning_refuses_the_reported_seeds(tuning, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        tuning.main(["--benchmark", "digits", "--method", "ewc", "--values", "10", "--seeds", "1", "100",
+                     "--json", str(tmp_path / "t.json")])
+    assert "--seeds: [1] are the seeds benchmarks/continual.py reports" in capsys.readouterr().err
+    assert not (tmp_path / "t.json").exists()
