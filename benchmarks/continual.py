@@ -8,13 +8,12 @@ Writes every row and every run's accuracy matrix to ``benchmarks/results/continu
 (``--update`` keeps the rows of the benchmarks and methods not run this time; every row records
 its command).
 
-    python benchmarks/continual.py [--seeds 0 1 2] [--benchmarks digits gratings scrambled]
+    python benchmarks/continual.py [--seeds 0 1 2] [--benchmarks digits gratings scrambled mixed]
                                    [--methods …] [--variants …] [--no-variants] [--json PATH] [--update]
 
-The reported seeds are 0, 1, 2; the hyperparameters of the scrambled-digits benchmark were
-chosen on seeds 100 and 101 (EWC's λ on the 40-task ``scrambled-long`` again, by
-``benchmarks/continual_tuning.py``), GPM's learning rate and the paper's ``a`` on the other two on
-seed 100 (``TUNING`` below, ``nullspace/continual/recipes.py``). With
+The reported seeds are 0, 1, 2; the hyperparameters of the scrambled- and mixed-digits benchmarks
+were chosen on seeds 100 and 101 (mixed digits' by ``benchmarks/continual_tuning.py``), GPM's
+learning rate and the paper's ``a`` on the other two on seed 100 (``TUNING`` below, ``nullspace/continual/recipes.py``). With
 ``NULLSPACE_CL_BENCHMARK=cifar100`` (and ``NULLSPACE_CIFAR100_DIR`` pointing at the
 ``cifar-100-python`` folder) it runs the paper's 10-split CIFAR-100 with ResNet-18 instead: a GPU
 job (``--epochs``, ``--num-tasks`` and ``--resnet-width`` shrink it for a smoke test).
@@ -46,8 +45,8 @@ TUNING = {
     "digits": "GPM's learning rate and the paper's a on seed 100; the rest from the course's earlier runs on seeds 0-2",
     "gratings": "GPM's learning rate and the paper's a on seed 100; the rest from the course's earlier runs on seeds 0-2",
     "scrambled": "EWC's and LwF's strength, GPM's learning rate and the paper's a on seeds 100 and 101",
-    "scrambled-long": "EWC's strength on seeds 100 and 101 of the 40 tasks (benchmarks/continual_tuning.py); the rest "
-                      "as on scrambled",
+    "mixed": "EWC's and LwF's strength, GPM's learning rate and the paper's a on seeds 100 and 101 "
+             "(benchmarks/continual_tuning.py, benchmarks/results/continual_tuning.json)",
     "cifar100": "the official code's settings",
 }
 METRICS = {"acc": "ACC", "bwt": "BWT", "forgetting": "forgetting", "plasticity": "plasticity"}
@@ -146,10 +145,10 @@ def write_report(path: Path, benchmarks: list[str], run_info: dict, rows: list[d
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    default_benchmarks = ["cifar100"] if cl_benchmark_name() == "cifar100" else ["digits", "gratings", "scrambled",
-                                                                                  "scrambled-long"]
+    default_benchmarks = (["cifar100"] if cl_benchmark_name() == "cifar100"
+                          else ["digits", "gratings", "scrambled", "mixed"])
     parser.add_argument("--benchmarks", nargs="+", default=default_benchmarks, choices=recipes.BENCHMARK_NAMES,
-                        help="default: digits, gratings and scrambled, or cifar100 when NULLSPACE_CL_BENCHMARK=cifar100")
+                        help="default: digits, gratings, scrambled and mixed, or cifar100 when NULLSPACE_CL_BENCHMARK=cifar100")
     parser.add_argument("--methods", nargs="*", default=list(recipes.METHOD_NAMES), choices=recipes.METHOD_NAMES,
                         help="the course's methods to run (default: all; none with a bare --methods)")
     parser.add_argument("--variants", nargs="*", help="only these of the official codes' departures (default: all)")

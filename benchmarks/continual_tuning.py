@@ -5,7 +5,7 @@ Runs the method with each value on each tuning seed, prints ACC, BWT and plastic
 goes to ``benchmarks/results/continual_tuning.json``, keyed by benchmark, method and value, so
 that a grid can be run in pieces and side by side (the file is written under a lock).
 
-    python benchmarks/continual_tuning.py --benchmark scrambled-long --method ewc \
+    python benchmarks/continual_tuning.py --benchmark mixed --method ewc \
         --values 100 300 1000 3000 [--seeds 100 101]
 
 The chosen value goes into ``nullspace/continual/recipes.py`` by hand, with the grid it came

@@ -7,7 +7,7 @@ import pytest
 from torch import nn
 
 from nullspace.continual import recipes
-from nullspace.continual.benchmarks import colour_gratings, scrambled_digits, split_digits
+from nullspace.continual.benchmarks import colour_gratings, mixed_digits, scrambled_digits, split_digits
 from nullspace.continual.cifar100 import split_cifar100
 from nullspace.continual.feature_covariance import TaskCovariances
 from nullspace.continual.methods import (
@@ -83,6 +83,8 @@ def test_the_reported_examples_are_refused_with_a_clear_message(build, pattern):
     (lambda: colour_gratings(size=2), r"size must be an integer ≥ 4, got 2\. The course CNN pools twice"),
     (lambda: scrambled_digits(noise=NAN), r"noise must be a finite number"),
     (lambda: scrambled_digits(sensor_side=7), r"sensor_side must be an integer ≥ 8.*64 pixels of a digit"),
+    (lambda: mixed_digits(sensor_side=7), r"sensor_side must be an integer ≥ 8.*64 pixels of a digit"),
+    (lambda: mixed_digits(num_tasks=0), r"num_tasks must be a positive integer, got 0"),
     (lambda: split_digits(test_fraction=1.0), r"test_fraction must lie in \[0, 1\), got 1"),
     (lambda: split_digits(test_fraction=0.0), r"test_fraction must lie strictly between 0 and 1"),
     (lambda: split_cifar100("/nowhere", num_tasks=7), r"num_tasks must be a positive integer that divides the 100 classes"),

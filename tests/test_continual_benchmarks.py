@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from nullspace.continual.benchmarks import colour_gratings, load_benchmark, scrambled_digits, split_digits
+from nullspace.continual.benchmarks import (
+    colour_gratings,
+    load_benchmark,
+    mixed_digits,
+    scrambled_digits,
+    split_digits,
+)
 from nullspace.continual.cifar100 import read_cifar100_file, split_cifar100
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -177,17 +183,23 @@ def test_missing_cifar100_says_how_to_get_it(tmp_path):
         split_cifar100(tmp_path / "nowhere")
 
 
-def test_the_long_sequence_continues_the_scrambled_one():
-    short, long = load_benchmark("scrambled", seed=3), load_benchmark("scrambled-long", seed=3)
-    assert (short.num_tasks, long.num_tasks) == (20, 40)
-    for a, b in zip(short.tasks, long.tasks[:20], strict=True):
-        assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_x, b.test_x)
-        assert torch.equal(a.train_y, b.train_y)
-    assert not torch.equal(long.tasks[20].train_x, long.tasks[0].train_x)
+def test_a_mixing_sensor_keeps_each_digit_whole_in_its_own_random_subspace():
+    scrambled, mixed = scrambled_digits(num_tasks=2, noise=0.0, seed=5), mixed_digits(num_tasks=2, noise=0.0, seed=5)
+    flat = lambda x: x.flatten(1).double()
+    for s_task, m_task in zip(scrambled.tasks, mixed.tasks, strict=True):
+        assert torch.equal(s_task.train_y, m_task.train_y)
+        # an orthonormal sensor keeps every distance, so the two sensors differ only by a rotation
+        distances = lambda x: torch.cdist(flat(x[:50]), flat(x[:50]))
+        torch.testing.assert_close(distances(m_task.train_x), distances(s_task.train_x), atol=1e-5, rtol=0)
+        assert torch.linalg.matrix_rank(flat(m_task.train_x), rtol=1e-5) <= 64   # float32 round-off aside
+        assert (flat(m_task.train_x).abs() > 1e-3).float().mean() > 0.9     # every reading carries the digit
+    a, b = (torch.linalg.svd(flat(task.train_x), full_matrices=False)[2][:40] for task in mixed.tasks)
+    assert torch.linalg.matrix_norm(a @ b.T, ord=2) < 0.9      # the two tasks' subspaces differ
+    assert load_benchmark("mixed", seed=5).num_tasks == 20
 
 
 def test_unknown_benchmark_lists_the_choices():
-    with pytest.raises(ValueError, match="digits, gratings, scrambled, scrambled-long, cifar100"):
+    with pytest.raises(ValueError, match="digits, gratings, scrambled, mixed, cifar100"):
         load_benchmark("mnist")
 
 

@@ -67,8 +67,8 @@ def tuning():
 def test_course_methods_take_a_tuned_value_by_method_key():
     from nullspace.continual import recipes
 
-    assert recipes.course_methods("scrambled-long", tuned={"ewc": 7.0})["ewc"]().strength == 7.0
-    assert recipes.course_methods("scrambled-long")["ewc"]().strength == recipes.EWC_STRENGTH["scrambled-long"]
+    assert recipes.course_methods("mixed", tuned={"ewc": 7.0})["ewc"]().strength == 7.0
+    assert recipes.course_methods("mixed")["ewc"]().strength == recipes.EWC_STRENGTH["mixed"]
 
 
 def test_tuning_records_each_value_and_names_the_best_mean_acc(tuning, tmp_path, capsys):

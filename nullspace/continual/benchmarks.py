@@ -12,8 +12,10 @@ identity is known (the right head is used). Five benchmarks are offered:
 * ``scrambled``: 20 tasks that each show the ten digits through their own scrambled, noisy
   16×16 sensor, so that the tasks' inputs come from different distributions (a harder cousin
   of permuted MNIST, where distillation on new inputs and quadratic penalties fall short);
-* ``scrambled-long``: the same sequence continued to 40 tasks (its first 20 are ``scrambled``'s),
-  long enough for EWC's penalties, one added per task, to pile up;
+* ``mixed``: the same digits, but each task's sensor mixes the 64 pixels into all 256 readings
+  (a random orthonormal embedding), so that every task's inputs fill their own random
+  64-dimensional subspace of the readings rather than their own quarter of the pixels: what is
+  safe to change in a layer is then a set of directions, not a set of weights;
 * ``cifar100``: the paper's 10-split CIFAR-100 (10 tasks of 10 classes), read from the official
   python files in a folder you provide (:mod:`nullspace.continual.cifar100`; for a GPU).
 
@@ -37,13 +39,13 @@ __all__ = [
     "Task",
     "colour_gratings",
     "load_benchmark",
+    "mixed_digits",
     "scrambled_digits",
     "split_by_classes",
     "split_digits",
 ]
 
-BENCHMARK_NAMES = ("digits", "gratings", "scrambled", "scrambled-long", "cifar100")
-LONG_SEQUENCE_TASKS = 40
+BENCHMARK_NAMES = ("digits", "gratings", "scrambled", "mixed", "cifar100")
 
 
 @dataclass(frozen=True)
@@ -194,12 +196,39 @@ def colour_gratings(
     return Benchmark("colour-gratings", tasks, (3, size, size), 2)
 
 
-def _sensor_readings(images: np.ndarray, places: np.ndarray, pixels: int, noise: float,
-                     rng: np.random.Generator, side: int) -> torch.Tensor:
-    """Each 8×8 image's pixels written on sensor pixels ``places``, plus noise on every pixel."""
-    readings = noise * rng.standard_normal((len(images), pixels))
-    readings[:, places] += images.reshape(len(images), 64)
+def _sensor_readings(images: np.ndarray, embedding: np.ndarray, noise: float, rng: np.random.Generator,
+                     side: int) -> torch.Tensor:
+    """Each 8×8 image's 64 pixels through a sensor, ``embedding @ pixels`` (``side² × 64``), plus
+    fresh Gaussian noise of standard deviation ``noise`` on every reading."""
+    readings = noise * rng.standard_normal((len(images), side * side))
+    readings += images.reshape(len(images), 64) @ embedding.T
     return torch.from_numpy(readings.astype(np.float32)).view(-1, 1, side, side)
+
+
+def _sensor_benchmark(name: str, sensor: str, num_tasks: int, sensor_side: int, noise: float, seed: int,
+                      test_fraction: float) -> Benchmark:
+    """Every task: the same digits, through its own sensor drawn from ``seed`` (``"scrambled"``:
+    a random injection of the 64 pixels into the readings; ``"mixed"``: a random orthonormal
+    embedding)."""
+    check_int(num_tasks, "num_tasks")
+    check_int(sensor_side, "sensor_side", minimum=8, hint="The sensor must hold the 64 pixels of a digit (8 × 8).")
+    check_number(noise, "noise")
+    train_x, test_x, train_y, test_y = _digit_split(seed, test_fraction)
+    readings = sensor_side * sensor_side
+    rng = np.random.default_rng(seed)
+    tasks = []
+    for index in range(num_tasks):
+        if sensor == "scrambled":
+            embedding = np.zeros((readings, 64))
+            embedding[rng.permutation(readings)[:64], np.arange(64)] = 1.0
+        else:
+            q, r = np.linalg.qr(rng.standard_normal((readings, 64)))
+            embedding = q * np.sign(np.diag(r))      # Haar-distributed orthonormal columns
+        sense = lambda images, embedding=embedding: _sensor_readings(images, embedding, noise, rng, sensor_side)
+        tasks.append(Task(index=index, classes=tuple(range(10)), train_x=sense(train_x),
+                          train_y=torch.from_numpy(train_y).long(), test_x=sense(test_x),
+                          test_y=torch.from_numpy(test_y).long()))
+    return Benchmark(name, tuple(tasks), (1, sensor_side, sensor_side), 10)
 
 
 def scrambled_digits(num_tasks: int = 20, sensor_side: int = 16, noise: float = 0.02, seed: int = 0,
@@ -220,21 +249,26 @@ def scrambled_digits(num_tasks: int = 20, sensor_side: int = 16, noise: float = 
     Inputs have shape ``(1, sensor_side, sensor_side)``; ``Task.classes`` is ``(0, …, 9)`` for
     every task.
     """
-    check_int(num_tasks, "num_tasks")
-    check_int(sensor_side, "sensor_side", minimum=8, hint="The sensor must hold the 64 pixels of a digit (8 × 8).")
-    check_number(noise, "noise")
-    train_x, test_x, train_y, test_y = _digit_split(seed, test_fraction)
-    pixels = sensor_side * sensor_side
-    rng = np.random.default_rng(seed)
-    tasks = []
-    for index in range(num_tasks):
-        places = rng.permutation(pixels)[:64]
+    return _sensor_benchmark("scrambled-digits", "scrambled", num_tasks, sensor_side, noise, seed, test_fraction)
 
-        sense = lambda images, places=places: _sensor_readings(images, places, pixels, noise, rng, sensor_side)
-        tasks.append(Task(index=index, classes=tuple(range(10)), train_x=sense(train_x),
-                          train_y=torch.from_numpy(train_y).long(), test_x=sense(test_x),
-                          test_y=torch.from_numpy(test_y).long()))
-    return Benchmark("scrambled-digits", tuple(tasks), (1, sensor_side, sensor_side), 10)
+
+def mixed_digits(num_tasks: int = 20, sensor_side: int = 16, noise: float = 0.02, seed: int = 0,
+                 test_fraction: float = 0.3) -> Benchmark:
+    """``num_tasks`` tasks that each show the ten digits through their own mixing sensor.
+
+    As :func:`scrambled_digits`, except that task ``t``'s sensor writes the 64 pixels of a digit
+    into all ``sensor_side²`` readings through its own random matrix ``Q_t`` with orthonormal
+    columns (drawn from ``seed``; readings ``= Q_t · pixels + noise``). A scrambled sensor is the
+    special case where ``Q_t``'s columns are 64 distinct unit vectors of the pixel basis. Each
+    task's inputs fill their own random 64-dimensional subspace of the readings, so every first-
+    layer weight carries signal in every task, and the changes that leave an old task's inputs
+    alone are combinations of weights (its null space), not individual weights: what EWC's
+    diagonal penalty cannot express and a null-space projection does. Distances and the
+    covariance's spectrum are those of the scrambled sensor (``Q_t`` is orthonormal).
+
+    Inputs have shape ``(1, sensor_side, sensor_side)``; ``Task.classes`` is ``(0, …, 9)``.
+    """
+    return _sensor_benchmark("mixed-digits", "mixed", num_tasks, sensor_side, noise, seed, test_fraction)
 
 
 def load_benchmark(name: str | None = None, seed: int = 0) -> Benchmark:
@@ -246,8 +280,8 @@ def load_benchmark(name: str | None = None, seed: int = 0) -> Benchmark:
         return colour_gratings(seed=seed)
     if name == "scrambled":
         return scrambled_digits(seed=seed)
-    if name == "scrambled-long":
-        return scrambled_digits(num_tasks=LONG_SEQUENCE_TASKS, seed=seed)
+    if name == "mixed":
+        return mixed_digits(seed=seed)
     if name == "cifar100":
         from nullspace.continual.cifar100 import split_cifar100
 
