@@ -43,12 +43,13 @@ SYLLABUS: tuple[Lesson, ...] = (
            110),
     Lesson(3, "Forgetting",
            "the task-incremental setting; the accuracy matrix, ACC, BWT and forgetting; "
-           "fine-tuning forgets; EWC and LwF as baselines, and where they fall short (scrambled digits)",
+           "fine-tuning forgets; EWC and LwF as baselines, and where they fall short (scrambled digits); "
+           "what a diagonal penalty cannot see (mixed digits)",
            "Adam-NSCL's experimental protocol and baselines (its results table)",
            70),
     Lesson(4, "Adam-NSCL",
            "the optimizer that projects Adam's update; the paper's method and the course's variant "
-           "against the baselines on scrambled digits; the threshold as the stability/plasticity "
+           "against the baselines on scrambled and mixed digits; the threshold as the stability/plasticity "
            "knob; four quirks of the official code; the three-seed comparison",
            "Adam-NSCL Eq. 6, Figs. 2, 5 and 6, its results table and a-sweep",
            90),
