@@ -2,7 +2,8 @@
 
 ``python benchmarks/run_all.py`` (``make benchmark``):
 
-1. runs each script ``benchmarks/*.py`` (except this one and ``_``-prefixed helpers) in its own
+1. runs each script ``benchmarks/*.py`` (except this one, ``_``-prefixed helpers and the tuning tool in
+   ``TOOLS``) in its own
    process and keeps what it prints (method comparisons, cost ratios, …) and how long it took;
 2. executes each lesson notebook top to bottom in a fresh kernel (into ``build/benchmark/``; the
    stored notebooks are left as they are) and times it;
@@ -50,9 +51,12 @@ class Run:
     output: str
 
 
+TOOLS = ("continual_tuning.py",)  # scripts that choose settings from a grid they are given, not benchmarks
+
+
 def benchmark_scripts() -> list[Path]:
     return sorted(p for p in BENCHMARKS_DIR.glob("*.py")
-                  if p.name != Path(__file__).name and not p.name.startswith("_"))
+                  if p.name != Path(__file__).name and not p.name.startswith("_") and p.name not in TOOLS)
 
 
 def lesson_notebooks() -> list[Path]:
