@@ -1,5 +1,6 @@
 """benchmarks/continual.py's JSON report: ``--update`` adds rows without losing the ones already
-there, every row names the command that made it, and a misspelt departure is refused."""
+there, every row names the command that made it, and a misspelt departure is refused; and
+benchmarks/continual_tuning.py, which chooses the settings on seeds the report leaves out."""
 
 import importlib.util
 import json
@@ -10,13 +11,18 @@ import torch
 from nullspace.paths import REPO_ROOT
 
 
-@pytest.fixture
-def script():
-    spec = importlib.util.spec_from_file_location("continual_benchmark", REPO_ROOT / "benchmarks" / "continual.py")
+def load_script(file_name: str):
+    """A benchmark script as a module (it sets torch's thread count: the caller restores it)."""
+    spec = importlib.util.spec_from_file_location(file_name.removesuffix(".py"), REPO_ROOT / "benchmarks" / file_name)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def script():
     threads = torch.get_num_threads()
-    yield module
+    yield load_script("continual.py")
     torch.set_num_threads(threads)
 
 
@@ -56,11 +62,8 @@ def test_an_unknown_departure_is_refused_with_the_choices(script, tmp_path, caps
 
 @pytest.fixture
 def tuning():
-    spec = importlib.util.spec_from_file_location("continual_tuning", REPO_ROOT / "benchmarks" / "continual_tuning.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     threads = torch.get_num_threads()
-    yield module
+    yield load_script("continual_tuning.py")
     torch.set_num_threads(threads)
 
 
