@@ -22,7 +22,6 @@ job (``--epochs``, ``--num-tasks`` and ``--resnet-width`` shrink it for a smoke 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import platform
 import sys
@@ -90,11 +89,7 @@ def run_method(name: str, key: str, make: Callable[[], ContinualMethod], seeds: 
     results: list[RunResult] = []
     records = []
     for seed in seeds:
-        bench = recipes.benchmark(name, seed)
-        bench = bench.subset(num_tasks) if num_tasks else bench
-        config = recipes.train_config(name, seed, epochs)
-        config = dataclasses.replace(config, **config_changes)
-        result, _ = train_sequence(bench, make(), recipes.model_factory(name, bench, resnet_width), config)
+        result = recipes.train_run(name, make, seed, epochs, num_tasks, resnet_width, **config_changes)
         results.append(result)
         records.append({"benchmark": name, "method": key, "name": result.method, "seed": seed, **result.metrics,
                         "seconds": result.seconds, "accuracy": np.nan_to_num(result.accuracy, nan=-1).tolist()})

@@ -25,7 +25,6 @@ import torch
 from filelock import FileLock
 
 from nullspace.continual import recipes
-from nullspace.continual.trainer import train_sequence
 
 RESULTS = Path(__file__).resolve().parent / "results" / "continual_tuning.json"
 
@@ -75,14 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     stored: dict = {}
     for value in args.values:
         runs = []
+        make = recipes.course_methods(args.benchmark, tuned={args.method: value})[args.method]
         for seed in args.seeds:
-            bench = recipes.benchmark(args.benchmark, seed)
-            bench = bench.subset(args.num_tasks) if args.num_tasks else bench
-            make = recipes.course_methods(args.benchmark, tuned={args.method: value})[args.method]
-            config = recipes.train_config(args.benchmark, seed, args.epochs)
-            result, _ = train_sequence(bench, make(), recipes.model_factory(args.benchmark, bench), config)
+            result = recipes.train_run(args.benchmark, make, seed, args.epochs, args.num_tasks)
             runs.append({"seed": seed, **result.metrics, "seconds": result.seconds, "epochs": result.epochs,
-                         "tasks": bench.num_tasks, "command": command,
+                         "tasks": len(result.accuracy), "command": command,
                          "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
             print(f"{args.method} {value:g} seed {seed}: ACC {result.metrics['ACC']:.2f}, BWT {result.metrics['BWT']:.2f}, "
                   f"plasticity {result.metrics['plasticity']:.2f} ({result.seconds:.0f} s)", flush=True)

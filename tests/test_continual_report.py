@@ -93,3 +93,13 @@ def test_tuning_refuses_the_reported_seeds(tuning, tmp_path, capsys):
                      "--json", str(tmp_path / "t.json")])
     assert "--seeds: [1] are the seeds benchmarks/continual.py reports" in capsys.readouterr().err
     assert not (tmp_path / "t.json").exists()
+
+
+def test_one_run_uses_the_recipes_settings_and_the_given_changes():
+    from nullspace.continual import recipes
+
+    make = recipes.course_methods("digits")["finetune-adam"]
+    result = recipes.train_run("digits", make, seed=0, epochs=1, num_tasks=2)
+    assert result.epochs == 1 and result.accuracy.shape == (2, 2) and result.seed == 0
+    with pytest.raises(TypeError, match="batch_sise"):
+        recipes.train_run("digits", make, seed=0, epochs=1, num_tasks=2, batch_sise=8)

@@ -22,6 +22,7 @@ shows and the numbers the benchmark prints come from the same settings.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 
 from nullspace.continual.arguments import check_choice
@@ -29,10 +30,10 @@ from nullspace.continual.benchmarks import BENCHMARK_NAMES, Benchmark
 from nullspace.continual.benchmarks import load_benchmark as benchmark
 from nullspace.continual.methods import EWC, GPM, AdamNSCLMethod, ContinualMethod, FineTune, LwF
 from nullspace.continual.models import ContinualModel, PreActResNet18, model_for
-from nullspace.continual.trainer import TrainConfig
+from nullspace.continual.trainer import RunResult, TrainConfig, train_sequence
 
 __all__ = ["BENCHMARK_NAMES", "EPOCHS", "LESSON_EPOCHS", "METHOD_NAMES", "TUNED", "benchmark", "course_methods",
-           "model_factory", "official_variants", "train_config"]
+           "model_factory", "official_variants", "train_config", "train_run"]
 
 EPOCHS = {"digits": 20, "gratings": 8, "scrambled": 5, "mixed": 5, "cifar100": 80}
 LESSON_EPOCHS = {"digits": 10, "gratings": 4, "scrambled": 3, "mixed": 3, "cifar100": 80}  # the lessons run many methods
@@ -75,6 +76,19 @@ def train_config(name: str, seed: int = 0, epochs: int | None = None) -> TrainCo
                            augmentation="crop-flip")
     return TrainConfig(epochs=epochs, batch_size=32, seed=seed,
                        freeze_statistics_after_first_task=name in SENSOR_BENCHMARKS)
+
+
+def train_run(name: str, make_method: Callable[[], ContinualMethod], seed: int, epochs: int | None = None,
+              num_tasks: int | None = None, resnet_width: int = 64, **config_changes: object) -> RunResult:
+    """One run of a method on benchmark ``name`` with this module's settings for it: the benchmark
+    drawn with ``seed`` (its first ``num_tasks`` tasks when given), :func:`model_factory`'s model and
+    :func:`train_config`'s protocol with ``config_changes`` applied (fields of
+    :class:`~nullspace.continual.trainer.TrainConfig`)."""
+    bench = benchmark(name, seed)
+    bench = bench.subset(num_tasks) if num_tasks else bench
+    config = dataclasses.replace(train_config(name, seed, epochs), **config_changes)
+    result, _ = train_sequence(bench, make_method(), model_factory(name, bench, resnet_width), config)
+    return result
 
 
 def course_methods(name: str, tuned: Mapping[str, float] | None = None) -> dict[str, Callable[[], ContinualMethod]]:
