@@ -58,6 +58,10 @@ def test_the_reported_examples_are_refused_with_a_clear_message(build, pattern):
     # methods
     (lambda: LwF(strength=-0.5), r"strength must be non-negative.*LwF's λ"),
     (lambda: FineTune("sgd", momentum=1.5), r"momentum must lie in \[0, 1\), got 1\.5"),
+    (lambda: FineTune("sgd", head_lr=3e-3), r"head_lr is for Adam: fine-tuning with SGD trains the head at lr"),
+    (lambda: FineTune("adam", head_lr=0.0), r"head_lr must be positive \(> 0\), got 0\. The current head's Adam"),
+    (lambda: EWC(head_lr=NAN), r"head_lr must be a finite number, got nan\. The current head's Adam"),
+    (lambda: LwF(head_lr=-1.0), r"head_lr must be positive \(> 0\), got -1\. The current head's Adam"),
     (lambda: FineTune("rmsprop"), r"optimizer must be one of 'adam', 'sgd', got 'rmsprop'"),
     (lambda: GPM(lr=-0.1), r"lr must be positive \(> 0\), got -0\.1\. SGD's learning rate"),
     (lambda: GPM(momentum=NAN), r"momentum must be a finite number"),

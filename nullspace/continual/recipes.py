@@ -5,6 +5,11 @@ shows and the numbers the benchmark prints come from the same settings.
 
 * ``digits`` and ``gratings`` (the course CNN): Adam 1e-3, batch 32, a fresh optimizer per task,
   from the prototype tuned on this kind of machine.
+* On every benchmark the current head trains at ``HEAD_LR`` in every Adam method (fine-tuning,
+  EWC, LwF and both Adam-NSCLs), as the paper trains Adam-NSCL's heads faster than the shared
+  layers; a baseline whose head trains at the shared layers' rate loses plasticity for a reason
+  that has nothing to do with forgetting (EWC on mixed digits, seeds 100 and 101: ACC 91.4 with
+  heads at 1e-3, 93.6 at 3e-3).
 * ``scrambled`` (an MLP with batch norm before each ReLU): the same Adam settings; each method's
   own strength (EWC's λ, LwF's λ, GPM's learning rate, the paper's ``a``) was chosen on seeds 100
   and 101, which the benchmark does not report (it reports 0, 1, 2). Batch-norm statistics are
@@ -50,7 +55,7 @@ PAPER_A = {"digits": 10.0, "gratings": 10.0, "scrambled": 10.0, "mixed": 10.0,  
            "cifar100": 10.0}
 TUNED = {"ewc": EWC_STRENGTH, "lwf": LWF_STRENGTH, "gpm": GPM_LR, "adam-nscl-paper": PAPER_A}
 NSCL_ENERGY = 0.95
-NSCL_HEAD_LR = 3e-3   # the paper also gives the heads a larger learning rate than the shared layers
+HEAD_LR = 3e-3   # the paper gives the heads a larger learning rate than the shared layers; every Adam method gets it
 METHOD_NAMES = ("finetune-sgd", "finetune-adam", "ewc", "lwf", "gpm", "adam-nscl-paper", "adam-nscl-course")
 
 
@@ -109,7 +114,7 @@ def course_methods(name: str, tuned: Mapping[str, float] | None = None) -> dict[
     for key in tuned:
         check_choice(key, "a key of tuned", tuple(TUNED))
     value = {key: tuned.get(key, table[name]) for key, table in TUNED.items()}
-    lr, head_lr = (1e-4, 1e-3) if name == "cifar100" else (1e-3, NSCL_HEAD_LR)
+    lr, head_lr = (1e-4, 1e-3) if name == "cifar100" else (1e-3, HEAD_LR)
     if name == "cifar100":
         paper = lambda: AdamNSCLMethod.paper(a=value["adam-nscl-paper"], lr=1e-4, later_lr=5e-5, head_lr=1e-3,
                                              normalisation_lr=5e-4, weight_decay=5e-5, scale_by_frobenius=True,
@@ -119,9 +124,9 @@ def course_methods(name: str, tuned: Mapping[str, float] | None = None) -> dict[
         paper = lambda: AdamNSCLMethod.paper(a=value["adam-nscl-paper"], lr=lr, head_lr=head_lr)
     return {
         "finetune-sgd": lambda: FineTune("sgd", lr=0.02),
-        "finetune-adam": lambda: FineTune("adam", lr=lr),
-        "ewc": lambda: EWC(strength=value["ewc"], lr=lr),
-        "lwf": lambda: LwF(strength=value["lwf"], temperature=2.0, lr=lr),
+        "finetune-adam": lambda: FineTune("adam", lr=lr, head_lr=head_lr),
+        "ewc": lambda: EWC(strength=value["ewc"], lr=lr, head_lr=head_lr),
+        "lwf": lambda: LwF(strength=value["lwf"], temperature=2.0, lr=lr, head_lr=head_lr),
         "gpm": lambda: GPM(lr=value["gpm"]),
         "adam-nscl-paper": paper,
         "adam-nscl-course": lambda: AdamNSCLMethod.course(energy=NSCL_ENERGY, lr=lr, head_lr=head_lr),
@@ -137,7 +142,7 @@ def official_variants(name: str) -> dict[str, Variant]:
     of the course's former differences switched back on. Each entry is a method factory and the
     changes to :func:`train_config` it runs with (the official code's batch-norm statistics)."""
     _check_name(name)
-    lr, head_lr = (1e-4, 1e-3) if name == "cifar100" else (1e-3, NSCL_HEAD_LR)
+    lr, head_lr = (1e-4, 1e-3) if name == "cifar100" else (1e-3, HEAD_LR)
     a = PAPER_A[name]
 
     def paper(label: str, **switches: object) -> Callable[[], ContinualMethod]:

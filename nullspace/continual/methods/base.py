@@ -8,7 +8,7 @@ from torch import nn
 from nullspace.continual.benchmarks import Task
 from nullspace.continual.models import ContinualModel
 
-__all__ = ["ContinualMethod"]
+__all__ = ["ContinualMethod", "adam_with_head_lr"]
 
 
 class ContinualMethod:
@@ -40,3 +40,10 @@ class ContinualMethod:
 
     def __repr__(self) -> str:
         return self.name
+
+
+def adam_with_head_lr(shared: list[nn.Parameter], head: list[nn.Parameter], lr: float,
+                      head_lr: float) -> torch.optim.Adam:
+    """Adam over the ``shared`` parameters at ``lr`` and the current task's ``head`` at ``head_lr``
+    (one group each; with ``head_lr == lr`` the same steps as one group over both)."""
+    return torch.optim.Adam([{"params": shared}, {"params": head, "lr": head_lr}], lr=lr)

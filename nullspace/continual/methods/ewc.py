@@ -17,7 +17,7 @@ from torch.func import functional_call, grad, vmap
 
 from nullspace.continual.arguments import check_int, check_number
 from nullspace.continual.benchmarks import Task
-from nullspace.continual.methods.base import ContinualMethod
+from nullspace.continual.methods.base import ContinualMethod, adam_with_head_lr
 from nullspace.continual.models import ContinualModel
 
 __all__ = ["EWC", "FisherAnchors", "diagonal_fisher"]
@@ -94,17 +94,20 @@ class FisherAnchors:
 
 
 class EWC(ContinualMethod):
-    """Adam on each task plus the EWC penalty of every earlier task."""
+    """Adam on each task (the current head at ``head_lr``, default ``lr``) plus the EWC penalty of
+    every earlier task."""
 
-    def __init__(self, strength: float = 1000.0, lr: float = 1e-3) -> None:
+    def __init__(self, strength: float = 1000.0, lr: float = 1e-3, head_lr: float | None = None) -> None:
         self.strength = check_number(strength, "strength", hint="It is EWC's λ (the course uses 1e3 to 1e5).")
         self.lr = check_number(lr, "lr", positive=True, hint="Adam's learning rate (the course uses 1e-3).")
+        self.head_lr = check_number(head_lr if head_lr is not None else lr, "head_lr", positive=True,
+                                    hint="The current head's Adam learning rate (default lr; the course gives every Adam method 3e-3).")
         self.anchors = FisherAnchors()
         self.name = f"EWC (λ={strength:g})"
 
     def optimizer(self, model: ContinualModel, task: Task, shared: list[nn.Parameter],
                   head: list[nn.Parameter]) -> torch.optim.Optimizer:
-        return torch.optim.Adam(shared + head, lr=self.lr)
+        return adam_with_head_lr(shared, head, self.lr, self.head_lr)
 
     def penalty(self, model: ContinualModel, task: Task, x: torch.Tensor,
                 features: torch.Tensor) -> torch.Tensor | None:

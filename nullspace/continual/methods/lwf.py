@@ -16,20 +16,24 @@ from torch import nn
 
 from nullspace.continual.arguments import check_number
 from nullspace.continual.benchmarks import Task
-from nullspace.continual.methods.base import ContinualMethod
+from nullspace.continual.methods.base import ContinualMethod, adam_with_head_lr
 from nullspace.continual.models import ContinualModel
 
 __all__ = ["LwF"]
 
 
 class LwF(ContinualMethod):
-    """Adam on each task plus knowledge distillation on the earlier heads."""
+    """Adam on each task (the current head at ``head_lr``, default ``lr``) plus knowledge
+    distillation on the earlier heads."""
 
-    def __init__(self, strength: float = 1.0, temperature: float = 2.0, lr: float = 1e-3) -> None:
+    def __init__(self, strength: float = 1.0, temperature: float = 2.0, lr: float = 1e-3,
+                 head_lr: float | None = None) -> None:
         self.strength = check_number(strength, "strength", hint="It is LwF's λ, the weight of the distillation loss (1 by default).")
         self.temperature = check_number(temperature, "temperature", positive=True,
                                         hint="The logits are divided by it; use 1 or more (2 by default).")
         self.lr = check_number(lr, "lr", positive=True, hint="Adam's learning rate (the course uses 1e-3).")
+        self.head_lr = check_number(head_lr if head_lr is not None else lr, "head_lr", positive=True,
+                                    hint="The current head's Adam learning rate (default lr; the course gives every Adam method 3e-3).")
         self.teacher: ContinualModel | None = None
         self.name = f"LwF (λ={strength:g})"
 
@@ -40,7 +44,7 @@ class LwF(ContinualMethod):
 
     def optimizer(self, model: ContinualModel, task: Task, shared: list[nn.Parameter],
                   head: list[nn.Parameter]) -> torch.optim.Optimizer:
-        return torch.optim.Adam(shared + head, lr=self.lr)
+        return adam_with_head_lr(shared, head, self.lr, self.head_lr)
 
     def penalty(self, model: ContinualModel, task: Task, x: torch.Tensor,
                 features: torch.Tensor) -> torch.Tensor | None:
