@@ -43,7 +43,8 @@ RESULTS = Path(__file__).resolve().parent / "results" / "continual.json"
 TUNING = {
     "digits": "GPM's learning rate and the paper's a on seed 100; the rest from the course's earlier runs on seeds 0-2",
     "gratings": "GPM's learning rate and the paper's a on seed 100; the rest from the course's earlier runs on seeds 0-2",
-    "scrambled": "EWC's and LwF's strength, GPM's learning rate and the paper's a on seeds 100 and 101",
+    "scrambled": "EWC's and LwF's strength (benchmarks/continual_tuning.py, benchmarks/results/continual_tuning.json), "
+                 "GPM's learning rate and the paper's a on seeds 100 and 101",
     "mixed": "EWC's and LwF's strength, GPM's learning rate and the paper's a on seeds 100 and 101 "
              "(benchmarks/continual_tuning.py, benchmarks/results/continual_tuning.json)",
     "cifar100": "the official code's settings",
