@@ -8,7 +8,10 @@ from torch import nn
 from nullspace.continual.benchmarks import Task
 from nullspace.continual.models import ContinualModel
 
-__all__ = ["ContinualMethod", "adam_with_head_lr"]
+__all__ = ["HEAD_LR_HINT", "ContinualMethod", "adam_with_head_lr"]
+
+HEAD_LR_HINT = ("The current head's Adam learning rate (default lr; where the course compares a baseline with "
+                "Adam-NSCL, the 3e-3 Adam-NSCL's heads get).")
 
 
 class ContinualMethod:

@@ -17,7 +17,7 @@ from torch.func import functional_call, grad, vmap
 
 from nullspace.continual.arguments import check_int, check_number
 from nullspace.continual.benchmarks import Task
-from nullspace.continual.methods.base import ContinualMethod, adam_with_head_lr
+from nullspace.continual.methods.base import HEAD_LR_HINT, ContinualMethod, adam_with_head_lr
 from nullspace.continual.models import ContinualModel
 
 __all__ = ["EWC", "FisherAnchors", "diagonal_fisher"]
@@ -101,7 +101,7 @@ class EWC(ContinualMethod):
         self.strength = check_number(strength, "strength", hint="It is EWC's λ (the course uses 1e3 to 1e5).")
         self.lr = check_number(lr, "lr", positive=True, hint="Adam's learning rate (the course uses 1e-3).")
         self.head_lr = check_number(head_lr if head_lr is not None else lr, "head_lr", positive=True,
-                                    hint="The current head's Adam learning rate (default lr; the course gives every Adam method 3e-3).")
+                                    hint=HEAD_LR_HINT)
         self.anchors = FisherAnchors()
         self.name = f"EWC (λ={strength:g})"
 

@@ -7,7 +7,7 @@ from torch import nn
 
 from nullspace.continual.arguments import check_choice, check_fraction, check_number
 from nullspace.continual.benchmarks import Task
-from nullspace.continual.methods.base import ContinualMethod, adam_with_head_lr
+from nullspace.continual.methods.base import HEAD_LR_HINT, ContinualMethod, adam_with_head_lr
 from nullspace.continual.models import ContinualModel
 
 __all__ = ["FineTune"]
@@ -16,8 +16,8 @@ __all__ = ["FineTune"]
 class FineTune(ContinualMethod):
     """Plain SGD (with momentum) or Adam on every task, nothing done against forgetting.
 
-    ``head_lr`` (Adam only; default ``lr``) is the current head's learning rate: the course gives
-    every Adam-trained method the head learning rate the paper gives Adam-NSCL's heads.
+    ``head_lr`` (Adam only; default ``lr``) is the current head's learning rate: where the course
+    compares fine-tuning with Adam-NSCL, it gets the rate the paper gives Adam-NSCL's heads.
     """
 
     def __init__(self, optimizer: str = "adam", lr: float | None = None, momentum: float = 0.9,
@@ -30,7 +30,7 @@ class FineTune(ContinualMethod):
             raise ValueError("head_lr is for Adam: fine-tuning with SGD trains the head at lr, as GPM does. "
                              "Leave head_lr out, or use optimizer='adam'.")
         self.head_lr = check_number(head_lr if head_lr is not None else self.lr, "head_lr", positive=True,
-                                    hint="The current head's Adam learning rate (default lr; the course gives every Adam method 3e-3).")
+                                    hint=HEAD_LR_HINT)
         self.name = f"fine-tuning ({'Adam' if optimizer == 'adam' else 'SGD'})"
 
     def optimizer(self, model: ContinualModel, task: Task, shared: list[nn.Parameter],

@@ -16,7 +16,7 @@ from torch import nn
 
 from nullspace.continual.arguments import check_number
 from nullspace.continual.benchmarks import Task
-from nullspace.continual.methods.base import ContinualMethod, adam_with_head_lr
+from nullspace.continual.methods.base import HEAD_LR_HINT, ContinualMethod, adam_with_head_lr
 from nullspace.continual.models import ContinualModel
 
 __all__ = ["LwF"]
@@ -33,7 +33,7 @@ class LwF(ContinualMethod):
                                         hint="The logits are divided by it; use 1 or more (2 by default).")
         self.lr = check_number(lr, "lr", positive=True, hint="Adam's learning rate (the course uses 1e-3).")
         self.head_lr = check_number(head_lr if head_lr is not None else lr, "head_lr", positive=True,
-                                    hint="The current head's Adam learning rate (default lr; the course gives every Adam method 3e-3).")
+                                    hint=HEAD_LR_HINT)
         self.teacher: ContinualModel | None = None
         self.name = f"LwF (λ={strength:g})"
 
