@@ -115,6 +115,21 @@ def test_tuning_records_each_value_and_names_the_best_mean_acc(tuning, tmp_path,
     assert capsys.readouterr().out.rstrip().endswith(f"highest mean ACC: {best:g}")
 
 
+def test_every_recorded_grid_chose_the_value_the_recipes_use(tuning):
+    """The stored tuning record and the recipes agree: for every benchmark and method tuned on seeds
+    100 and 101, the value with the highest mean ACC is the one ``recipes.TUNED`` runs."""
+    from nullspace.continual import recipes
+
+    stored = json.loads(tuning.RESULTS.read_text(encoding="utf-8"))
+    grids = {tuple(key.split("|")[:2]) for key in stored}
+    assert ("mixed", "ewc") in grids and ("scrambled", "ewc") in grids
+    for benchmark, method in sorted(grids):
+        table = tuning.summary(stored, benchmark, method)
+        assert all(seeds == 2 for _, _, seeds in table), (benchmark, method)
+        best = max(table, key=lambda entry: entry[1]["ACC"])[0]
+        assert best == recipes.TUNED[method][benchmark], (benchmark, method, best)
+
+
 def test_tuning_refuses_the_reported_seeds(tuning, tmp_path, capsys):
     with pytest.raises(SystemExit):
         tuning.main(["--benchmark", "digits", "--method", "ewc", "--values", "10", "--seeds", "1", "100",

@@ -50,7 +50,8 @@ COMPARED_WITH_ADAM_NSCL = (*SENSOR_BENCHMARKS, "cifar100")   # the baselines' he
 ARCHITECTURE = {"digits": "cnn", "gratings": "cnn", "scrambled": "mlp", "mixed": "mlp", "cifar100": "resnet18"}
 # chosen on seeds the benchmark does not report (see TUNING in benchmarks/continual.py):
 EWC_STRENGTH = {"digits": 1e3, "gratings": 1e5, "scrambled": 3e3, "mixed": 1e5,  # scrambled: of 10, 100, 300, 1e3,
-                "cifar100": 1e2}        # 3e3, 1e4; mixed: of 30, 100, 300, 1e3, 3e3, 1e4, 3e4, 1e5, 3e5 (heads at HEAD_LR)
+                "cifar100": 1e2}  # 3e3, 1e4, 1e5, 1e8; mixed: of 30, 100, …, 1e5, 3e5, 1e6, 1e8 (heads at HEAD_LR;
+                                  # 1e8 is the network frozen after task 1)
 LWF_STRENGTH = {"digits": 1.0, "gratings": 1.0, "scrambled": 10.0, "mixed": 3.0,  # scrambled, mixed: of 1, 3, 10, 30
                 "cifar100": 1.0}
 GPM_LR = {"digits": 0.2, "gratings": 0.2, "scrambled": 0.05, "mixed": 0.02,  # of 0.05, 0.2 (0.5 on the CNN;
