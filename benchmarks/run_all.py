@@ -7,11 +7,15 @@
    process and keeps what it prints (method comparisons, cost ratios, …) and how long it took;
 2. executes each lesson notebook top to bottom in a fresh kernel (into ``build/benchmark/``; the
    stored notebooks are left as they are) and times it;
-3. writes ``benchmarks/RESULTS.md`` (the date and machine, the lesson times, each script's output)
-   and ``benchmarks/results.json`` (the lesson times), then refreshes the run-time column of the
-   README's syllabus and of the course index (``nullspace.course.pages``).
+3. records both in ``benchmarks/results.json`` (the lesson times, each script's output, and for each
+   part the date, machine and command), writes ``benchmarks/RESULTS.md`` from that record, then
+   refreshes every page that quotes a lesson's run time (``nullspace.course.pages``: the README's
+   syllabus, the course index, each lesson's header and its exercise version, the instructor guide).
 
-Exits non-zero when a script or a lesson failed; the failure is recorded in RESULTS.md too.
+``--only lessons`` or ``--only scripts`` runs one part and keeps the other part's record (with its
+own date) from the last run that made it, so that timing the lessons again does not erase the
+scripts' output. Exits non-zero when a script or a lesson failed; the failure is recorded in
+RESULTS.md too.
 """
 
 from __future__ import annotations
@@ -94,58 +98,87 @@ def machine_description() -> str:
             f"torch {torch.__version__}, {platform.system()} {platform.release()}")
 
 
-def results_markdown(date: str, machine: str, lessons: list[Run], scripts: list[Run]) -> str:
-    lines = ["# Measured results", "",
-             f"Measured on {date} by `make benchmark` (`benchmarks/run_all.py`) on: {machine}.", "",
-             "## Lessons: execution time, top to bottom in a fresh kernel", ""]
-    if lessons:
-        total = sum(r.seconds for r in lessons)
-        lines += ["| lesson | seconds | minutes | status |", "|---|---|---|---|"]
-        lines += [f"| `{r.name}` | {r.seconds:.1f} | {r.seconds / 60:.1f} | {'ok' if r.ok else 'FAILED'} |"
-                  for r in lessons]
+def _section_note(part: dict) -> str:
+    return f"Measured on {part['date']} by `{part['command']}` on: {part['machine']}."
+
+
+def results_markdown(record: dict, failed_lessons: list[Run] = ()) -> str:
+    """RESULTS.md from the record ``results.json`` holds: ``lessons`` (seconds by notebook, with
+    ``date``, ``machine`` and ``command`` beside it) and ``scripts`` (``date``, ``machine``,
+    ``command`` and ``runs``: name, seconds, ok, output). ``failed_lessons`` are this run's lessons
+    that did not finish (they have no time to record)."""
+    lines = ["# Measured results", "", "## Lessons: execution time, top to bottom in a fresh kernel", ""]
+    times = record.get("lessons", {})
+    if times or failed_lessons:
+        total = sum(times.values()) + sum(r.seconds for r in failed_lessons)
+        count = len(times) + len(failed_lessons)
+        rows = [(name, seconds, "ok") for name, seconds in times.items()]
+        rows += [(r.name, r.seconds, "FAILED") for r in failed_lessons]
+        lines += [_section_note(record), "", "| lesson | seconds | minutes | status |", "|---|---|---|---|"]
+        lines += [f"| `{name}` | {seconds:.1f} | {seconds / 60:.1f} | {status} |" for name, seconds, status in sorted(rows)]
         verdict = "within" if total <= COURSE_BUDGET_MIN * 60 else "OVER"
-        lines += [(f"| **all lessons timed ({len(lessons)})** | {total:.1f} | {total / 60:.1f} | {verdict} the "
+        lines += [(f"| **all lessons timed ({count})** | {total:.1f} | {total / 60:.1f} | {verdict} the "
                    f"{COURSE_BUDGET_MIN}-minute budget for the whole course |"), ""]
-        lines += [f"`{r.name}` failed:\n\n```text\n{r.output.strip()}\n```\n" for r in lessons if not r.ok]
+        lines += [f"`{r.name}` failed:\n\n```text\n{r.output.strip()}\n```\n" for r in failed_lessons]
     else:
-        lines += ["No lessons were timed in this run.", ""]
+        lines += ["No lesson timing is recorded (`python benchmarks/run_all.py --only lessons`).", ""]
     lines += ["## Benchmark scripts", ""]
+    scripts = record.get("scripts")
     if not scripts:
-        lines += ["No benchmark scripts were run.", ""]
-    for r in scripts:
-        status = "" if r.ok else " — FAILED"
-        lines += [f"### `benchmarks/{r.name}` ({r.seconds:.0f} s{status})", "",
-                  "```text", r.output.strip() or "(printed nothing)", "```", ""]
+        lines += ["No run of the benchmark scripts is recorded (`python benchmarks/run_all.py --only scripts`).", ""]
+    else:
+        lines += [_section_note(scripts), ""]
+        for run in scripts["runs"]:
+            status = "" if run["ok"] else " — FAILED"
+            lines += [f"### `benchmarks/{run['name']}` ({run['seconds']:.0f} s{status})", "",
+                      "```text", run["output"].strip() or "(printed nothing)", "```", ""]
     return "\n".join(lines)
+
+
+def updated_record(old: dict, date: str, machine: str, command: str, lessons: list[Run] | None,
+                   scripts: list[Run] | None) -> dict:
+    """The record after a run: the part that ran (``lessons`` or ``scripts``, ``None`` when it did
+    not run) replaces its predecessor with this run's date, machine and command; the other part is
+    kept as ``old`` has it."""
+    record = {key: old[key] for key in ("date", "machine", "command", "lessons", "scripts") if key in old}
+    if lessons is not None:
+        record.update(date=date, machine=machine, command=command,
+                      lessons={r.name: round(r.seconds, 1) for r in lessons if r.ok})
+    if scripts is not None:
+        record["scripts"] = {"date": date, "machine": machine, "command": command,
+                             "runs": [{"name": r.name, "seconds": round(r.seconds, 1), "ok": r.ok, "output": r.output}
+                                      for r in scripts]}
+    return record
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["lessons", "scripts"],
-                        help="run only the lessons or only the benchmark scripts")
+                        help="run only the lessons or only the benchmark scripts (the other part's record is kept)")
     args = parser.parse_args(argv)
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    scripts, lessons = [], []
+    command = "python benchmarks/run_all.py" + (f" --only {args.only}" if args.only else "")
+    scripts, lessons = None, None
     if args.only != "lessons":
+        scripts = []
         for script in benchmark_scripts():
             scripts.append(run_script(script))
             print(f"{script.name:<48} {scripts[-1].seconds:7.1f} s  {'ok' if scripts[-1].ok else 'FAILED'}",
                   flush=True)
     if args.only != "scripts":
+        lessons = []
         for notebook in lesson_notebooks():
             lessons.append(run_lesson(notebook))
             print(f"{notebook.name:<48} {lessons[-1].seconds:7.1f} s  {'ok' if lessons[-1].ok else 'FAILED'}",
                   flush=True)
-    machine = machine_description()
-    RESULTS_MD.write_text(results_markdown(date, machine, lessons, scripts), encoding="utf-8")
+    old = json.loads(pages.RESULTS_JSON.read_text(encoding="utf-8")) if pages.RESULTS_JSON.is_file() else {}
+    record = updated_record(old, date, machine_description(), command, lessons, scripts)
+    pages.RESULTS_JSON.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    RESULTS_MD.write_text(results_markdown(record, [r for r in lessons or [] if not r.ok]), encoding="utf-8")
     if lessons:
-        times = {r.name: round(r.seconds, 1) for r in lessons if r.ok}
-        pages.RESULTS_JSON.write_text(json.dumps({"date": date, "machine": machine, "lessons": times},
-                                                 indent=2) + "\n", encoding="utf-8")
-        pages.update_readme()
-        pages.update_course_index()
+        pages.main([])   # every page that quotes a lesson's run time, and the exercise versions
     print(f"wrote {RESULTS_MD.relative_to(REPO_ROOT)}")
-    return 0 if all(r.ok for r in scripts + lessons) else 1
+    return 0 if all(r.ok for r in (scripts or []) + (lessons or [])) else 1
 
 
 if __name__ == "__main__":
