@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,7 +103,7 @@ def _section_note(part: dict) -> str:
     return f"Measured on {part['date']} by `{part['command']}` on: {part['machine']}."
 
 
-def results_markdown(record: dict, failed_lessons: list[Run] = ()) -> str:
+def results_markdown(record: dict, failed_lessons: Sequence[Run] = ()) -> str:
     """RESULTS.md from the record ``results.json`` holds: ``lessons`` (seconds by notebook, with
     ``date``, ``machine`` and ``command`` beside it) and ``scripts`` (``date``, ``machine``,
     ``command`` and ``runs``: name, seconds, ok, output). ``failed_lessons`` are this run's lessons
